@@ -1,0 +1,2 @@
+#include "cimageshim.h"
+int cimageshim_version(void) { return 1; }

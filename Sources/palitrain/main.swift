@@ -1,0 +1,1 @@
+print("palitrain: no commands yet")
