@@ -1,0 +1,6 @@
+/// Every subcommand, in the order `palitrain --help` lists them.
+enum CommandList {
+    static let all: [CommandEntry] = [
+        VersionCommand.entry,
+    ]
+}
