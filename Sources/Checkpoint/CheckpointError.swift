@@ -29,6 +29,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     /// A deflated member could not be inflated to its declared size.
     case decompressionFailed(file: String, key: String, reason: String)
 
+    /// zlib failed while compressing a member for writing.
+    case compressionFailed(file: String, key: String, reason: String)
+
     /// The CRC-32 of a member's bytes differs from the one in the central directory.
     case checksumMismatch(file: String, key: String, expected: UInt32, found: UInt32)
 
@@ -80,6 +83,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .decompressionFailed(file, key, reason):
             return "\(file) key '\(key)': inflating the deflated member failed: \(reason). "
                 + "The archive is damaged; re-create it."
+
+        case let .compressionFailed(file, key, reason):
+            return "\(file) key '\(key)': deflating the member failed: \(reason). "
+                + "Write the archive with NPZCompression.stored instead."
 
         case let .checksumMismatch(file, key, expected, found):
             return "\(file) key '\(key)': CRC-32 mismatch: expected \(Self.hex(expected)) from the central "

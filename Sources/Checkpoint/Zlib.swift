@@ -116,12 +116,18 @@ final class DeflateStream {
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
     private var open = false
 
-    init(level: Int32) throws(DeflateInitError) {
+    private let file: String
+    private let key: String
+
+    /// Starts a stream at zlib `level`; `file` and `key` name the member in errors.
+    init(level: Int32, file: String, key: String) throws {
+        self.file = file
+        self.key = key
         let status = deflateInit2_(
             &stream, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY, zlibVersion(),
             Int32(MemoryLayout<z_stream>.size))
         if status != Z_OK {
-            throw DeflateInitError(status: status)
+            throw CheckpointError.compressionFailed(file: file, key: key, reason: "deflateInit2 returned \(status)")
         }
         open = true
     }
@@ -130,10 +136,6 @@ final class DeflateStream {
         if open {
             deflateEnd(&stream)
         }
-    }
-
-    struct DeflateInitError: Error {
-        let status: Int32
     }
 
     /// Compresses `bytes`; with `finish`, also flushes the end of the stream.
@@ -164,7 +166,7 @@ final class DeflateStream {
                 }
                 if result == Z_STREAM_END { break }
                 if result != Z_OK && result != Z_BUF_ERROR {
-                    throw DeflateInitError(status: result)
+                    throw CheckpointError.compressionFailed(file: file, key: key, reason: "deflate returned \(result)")
                 }
                 if flush == Z_NO_FLUSH && stream.avail_in == 0 && written < buffer.count { break }
             }
