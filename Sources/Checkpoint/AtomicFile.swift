@@ -6,7 +6,7 @@ import Glibc
 ///
 /// With `atomic: true` (the default) the bytes go to `<path>.tmp-<pid>`. `commit()` flushes,
 /// fsyncs the file, renames it over `path` and fsyncs the directory, so after a crash `path`
-/// holds either the previous file or the new one, never a mix. `abort()`, any failed write, and
+/// is either the previous file or the new one, never a mix. `abort()`, any failed write, and
 /// deinit without `commit()` remove the temporary file and leave `path` untouched.
 ///
 /// With `atomic: false` the bytes go straight to `path` (truncating it). A failure or `abort()`
@@ -14,7 +14,7 @@ import Glibc
 public final class AtomicFile {
     /// The final path.
     public let path: String
-    /// Where the bytes are written until `commit()`: the temporary path, or `path` itself.
+    /// The path written until `commit()`: the temporary path, or `path` itself.
     public let writingPath: String
     public let atomic: Bool
 

@@ -13,7 +13,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     /// The file or member ends before a structure that must be there.
     case truncated(file: String, key: String?, structure: String, expectedBytes: Int, foundBytes: Int)
 
-    /// A ZIP structure (end record, central directory, local header) holds a value that is
+    /// A ZIP structure (end record, central directory, local header) contains a value that is
     /// invalid or that contradicts another part of the archive.
     case invalidArchive(file: String, member: String?, field: String, expected: String, found: String)
 

@@ -29,10 +29,12 @@ public func writeNPY(path: String, array: NPYArray, atomic: Bool = true) throws 
 public func writeNPY(
     path: String, elementType: NPYDType, shape: [Int], bytes: UnsafeRawBufferPointer, atomic: Bool = true
 ) throws {
-    let expected = try checkedSizes(shape: shape, elementType: elementType, file: path, key: "<npy>").bytes
+    let name = path.split(separator: "/").last.map(String.init) ?? path
+    let key = name.hasSuffix(".npy") ? String(name.dropLast(4)) : name
+    let expected = try checkedSizes(shape: shape, elementType: elementType, file: path, key: key).bytes
     if bytes.count != expected {
         throw CheckpointError.invalidWrite(
-            file: path, key: nil, expected: "\(expected) bytes for shape \(shapeText(shape)) of \(elementType.descr)",
+            file: path, key: key, expected: "\(expected) bytes for shape \(shapeText(shape)) of \(elementType.descr)",
             found: "\(bytes.count) bytes")
     }
     let file = try AtomicFile(path: path, atomic: atomic)

@@ -37,7 +37,7 @@ public struct NPZMember: Sendable, Equatable {
     public let compression: NPZCompression
     /// Size of the member's bytes in the archive.
     public let compressedSize: Int
-    /// Size of the NPY file the member holds.
+    /// Size of the NPY file in the member, uncompressed.
     public let size: Int
     public let crc32: UInt32
     /// Offset of the local file header in the archive.
@@ -96,7 +96,7 @@ struct ZipDirectory {
         var entryCount: Int
         var directoryOffset: Int
         var directorySize: Int
-        /// Where the records after the central directory begin.
+        /// Offset of the first record after the central directory.
         var recordsStart: Int
     }
 

@@ -9,7 +9,7 @@ final class NumpyInteropTests: XCTestCase {
     private var directory: TemporaryDirectory!
 
     override func setUpWithError() throws {
-        let probe = try runPython("import numpy", arguments: [])
+        let probe = try Python.run("import numpy", arguments: [])
         if probe.status != 0 {
             throw XCTSkip("python3 with numpy is not available (\(probe.output)); install python3-numpy to run this test")
         }
@@ -18,24 +18,6 @@ final class NumpyInteropTests: XCTestCase {
 
     override func tearDown() {
         directory?.remove()
-    }
-
-    /// Runs `python3 -c script arguments...` and returns its exit status and combined output.
-    private func runPython(_ script: String, arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do {
-            try process.run()
-        } catch {
-            return (127, "cannot start python3: \(error)")
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// Loads `path` with np.load and prints, per key, the dtype string, shape and values as f64
@@ -63,7 +45,7 @@ final class NumpyInteropTests: XCTestCase {
     }
 
     private func describeWithNumpy(_ path: String) throws -> [String: Described] {
-        let result = try runPython(describeScript, arguments: [path])
+        let result = try Python.run(describeScript, arguments: [path])
         XCTAssertEqual(result.status, 0, result.output)
         guard let line = result.output.split(separator: "\n").last else {
             XCTFail("numpy printed nothing")
@@ -123,7 +105,7 @@ final class NumpyInteropTests: XCTestCase {
             a = np.load(sys.argv[1], allow_pickle=False)
             print(a.dtype.str, a.shape, float(a.sum()), float(a[3, 5]))
             """
-        let result = try runPython(script, arguments: [path])
+        let result = try Python.run(script, arguments: [path])
         XCTAssertEqual(result.status, 0, result.output)
         let expectedSum = values.reduce(0, +)
         XCTAssertEqual(
@@ -147,7 +129,7 @@ final class NumpyInteropTests: XCTestCase {
             """
         let stored = directory.path("numpy.npz")
         let deflated = directory.path("numpy_compressed.npz")
-        let result = try runPython(script, arguments: [stored, deflated])
+        let result = try Python.run(script, arguments: [stored, deflated])
         XCTAssertEqual(result.status, 0, result.output)
 
         let base = (-6..<6).map { Float($0) * 0.5 }
