@@ -44,6 +44,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     /// `array(_:)` was asked for a key the archive does not contain.
     case keyNotFound(file: String, key: String, closeMatches: [String], keyCount: Int)
 
+    /// An array's shape differs from the one the caller requires.
+    case shapeMismatch(file: String, key: String, expected: [Int], found: [Int])
+
     /// An accessor was asked for an element type the array cannot be converted to.
     case elementTypeMismatch(file: String, key: String, requested: String, found: String)
 
@@ -107,6 +110,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
                 ? "List the keys with NPZReader.keys."
                 : "Close matches: " + closeMatches.map { "'\($0)'" }.joined(separator: ", ") + "."
             return "\(file): key '\(key)' not found among \(keyCount) keys. \(hint)"
+
+        case let .shapeMismatch(file, key, expected, found):
+            return "\(file) key '\(key)': shape mismatch: expected \(shapeText(expected)), found \(shapeText(found)). "
+                + "The checkpoint was saved for a different model configuration; check the model variant and resolution."
 
         case let .elementTypeMismatch(file, key, requested, found):
             return "\(file) key '\(key)': cannot read elements of type \(found) as \(requested). "

@@ -102,6 +102,15 @@ public final class NPZReader: Sendable {
             offset: memberStart + header.headerByteCount)
     }
 
+    /// Reads `key` and checks that its shape is `expectedShape`, throwing `shapeMismatch` if not.
+    public func array(_ key: String, expectedShape: [Int]) throws -> NPYArray {
+        let array = try array(key)
+        if array.shape != expectedShape {
+            throw CheckpointError.shapeMismatch(file: path, key: array.key, expected: expectedShape, found: array.shape)
+        }
+        return array
+    }
+
     /// Computes the CRC-32 of a member's bytes and compares it with the central directory.
     public func verifyChecksum(_ key: String) throws {
         let member = try member(key)

@@ -133,6 +133,16 @@ final class GoldenReadTests: XCTestCase {
         XCTAssertEqual(tokens.shape, [8])
     }
 
+    func testExpectedShapeMismatch() throws {
+        let reader = try NPZReader(path: Fixtures.golden("params.npz"))
+        XCTAssertEqual(try reader.array("img/pos_embedding", expectedShape: [1, 4, 32]).count, 128)
+        XCTAssertThrowsError(try reader.array("img/pos_embedding", expectedShape: [1, 256, 32])) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("params.npz key 'img/pos_embedding': shape mismatch"), message)
+            XCTAssertTrue(message.contains("expected (1, 256, 32), found (1, 4, 32)"), message)
+        }
+    }
+
     func testMissingKeyListsCloseNames() throws {
         let reader = try NPZReader(path: Fixtures.golden("params.npz"))
         XCTAssertThrowsError(try reader.array("llm/layers/attn/q_einsum/W")) { error in

@@ -16,12 +16,12 @@ struct HostileArchive {
         var method: Int = 0
         var flags: Int = 0
 
-        /// A stored member holding `npy`.
+        /// Makes a stored member that contains `npy`.
         static func stored(_ name: String, _ npy: [UInt8]) -> Member {
             Member(name: name, data: npy, size: npy.count, crc: npy.withUnsafeBytes { crc32($0) })
         }
 
-        /// A deflated member holding `npy`.
+        /// Makes a deflated member that contains `npy`.
         static func deflated(_ name: String, _ npy: [UInt8]) throws -> Member {
             Member(
                 name: name, data: try rawDeflate(npy), size: npy.count, crc: npy.withUnsafeBytes { crc32($0) },
@@ -99,7 +99,7 @@ struct HostileArchive {
     }
 }
 
-/// An NPY file with the given header dict text (padded like numpy's) and data bytes.
+/// Encodes an NPY file from header dict text (padded as numpy pads it) and data bytes.
 func npyBytes(dict: String, data: [UInt8], major: UInt8 = 1) -> [UInt8] {
     var text = Array(dict.utf8)
     let prefix = major == 1 ? 10 : 12
@@ -115,7 +115,7 @@ func npyBytes(dict: String, data: [UInt8], major: UInt8 = 1) -> [UInt8] {
     return bytes + text + data
 }
 
-/// A valid float32 NPY file of `shape` with values 0, 1, 2, ...
+/// Encodes a valid float32 NPY file of `shape` holding the values 0, 1, 2, ...
 func float32NPY(shape: [Int]) -> [UInt8] {
     let count = shape.reduce(1, *)
     let values = (0..<count).map { Float($0) }
