@@ -13,7 +13,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     /// The file or member ends before a structure that must be there.
     case truncated(file: String, key: String?, structure: String, expectedBytes: Int, foundBytes: Int)
 
-    /// A ZIP structure (end record, central directory, local header) holds a value that is
+    /// A ZIP structure (end record, central directory, local header) contains a value that is
     /// invalid or that contradicts another part of the archive.
     case invalidArchive(file: String, member: String?, field: String, expected: String, found: String)
 
@@ -29,6 +29,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     /// A deflated member could not be inflated to its declared size.
     case decompressionFailed(file: String, key: String, reason: String)
 
+    /// zlib failed while compressing a member for writing.
+    case compressionFailed(file: String, key: String, reason: String)
+
     /// The CRC-32 of a member's bytes differs from the one in the central directory.
     case checksumMismatch(file: String, key: String, expected: UInt32, found: UInt32)
 
@@ -40,6 +43,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 
     /// `array(_:)` was asked for a key the archive does not contain.
     case keyNotFound(file: String, key: String, closeMatches: [String], keyCount: Int)
+
+    /// An array's shape differs from the one the caller requires.
+    case shapeMismatch(file: String, key: String, expected: [Int], found: [Int])
 
     /// An accessor was asked for an element type the array cannot be converted to.
     case elementTypeMismatch(file: String, key: String, requested: String, found: String)
@@ -81,6 +87,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "\(file) key '\(key)': inflating the deflated member failed: \(reason). "
                 + "The archive is damaged; re-create it."
 
+        case let .compressionFailed(file, key, reason):
+            return "\(file) key '\(key)': deflating the member failed: \(reason). "
+                + "Write the archive with NPZCompression.stored instead."
+
         case let .checksumMismatch(file, key, expected, found):
             return "\(file) key '\(key)': CRC-32 mismatch: expected \(Self.hex(expected)) from the central "
                 + "directory, found \(Self.hex(found)). The member's bytes are damaged; re-create the file."
@@ -100,6 +110,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
                 ? "List the keys with NPZReader.keys."
                 : "Close matches: " + closeMatches.map { "'\($0)'" }.joined(separator: ", ") + "."
             return "\(file): key '\(key)' not found among \(keyCount) keys. \(hint)"
+
+        case let .shapeMismatch(file, key, expected, found):
+            return "\(file) key '\(key)': shape mismatch: expected \(shapeText(expected)), found \(shapeText(found)). "
+                + "The checkpoint was saved for a different model configuration; check the model variant and resolution."
 
         case let .elementTypeMismatch(file, key, requested, found):
             return "\(file) key '\(key)': cannot read elements of type \(found) as \(requested). "

@@ -19,7 +19,7 @@ extension NPYArray {
     public func copyFloats(into destination: UnsafeMutableBufferPointer<Float>) {
         precondition(
             destination.count == count,
-            "copyFloats: destination holds \(destination.count) floats, array '\(key)' has \(count) elements")
+            "copyFloats: destination has room for \(destination.count) floats, array '\(key)' has \(count) elements")
         guard let target = destination.baseAddress else { return }
 
         forEachAlignedChunk { source, start, chunkCount in

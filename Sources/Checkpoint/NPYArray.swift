@@ -9,7 +9,7 @@ import TensorCore
 /// Alignment: inside a ZIP archive a member's data can start at any byte offset, so the raw
 /// bytes of an array from a file palitrain did not write may be unaligned for its element type.
 /// `withUnsafeBytes` hands out the raw bytes as they are. The typed accessors handle any
-/// alignment. `isAligned` tells whether the raw bytes may be bound to the element type directly.
+/// alignment. `isAligned` is true when the raw bytes may be bound to the element type directly.
 /// Files written by `NPZWriter` and `writeNPY` align every array's data to 64 bytes.
 public struct NPYArray: @unchecked Sendable {
     /// The array's key: the member name without `.npy` and without a leading `params/`.

@@ -41,7 +41,7 @@ extension NPYHeader {
     /// memory order, shape, then the data byte count against the bytes that follow the header.
     /// `file` and `key` name the source in errors.
     ///
-    /// When `bytes` holds only the start of the file, `memberByteCount` gives the full size.
+    /// When `bytes` contains only the start of the file, `memberByteCount` gives the full size.
     static func parse(
         _ bytes: UnsafeRawBufferPointer, file: String, key: String, limits: CheckpointLimits,
         memberByteCount: Int? = nil

@@ -2,8 +2,8 @@
 ///
 /// The whole file is memory-mapped read-only when the reader opens it, and the central
 /// directory is checked then (see `ZipDirectory`). Arrays in stored members point into the
-/// mapping, so opening a 5.8 GB checkpoint copies nothing; deflated members are inflated into
-/// a buffer of exactly their declared size when `array(_:)` is called.
+/// mapping, so opening a 5.8 GB checkpoint copies nothing. A deflated member is inflated into
+/// a buffer of exactly its declared size when `array(_:)` is called.
 ///
 /// Keys drop the `.npy` suffix and a leading `params/`, so released checkpoints
 /// (`params/llm/...`) and colab-saved ones (`llm/...`) read the same way. Lookups accept
@@ -39,7 +39,7 @@ public final class NPZReader: Sendable {
         indexByKey[normalizedKey(key)] != nil
     }
 
-    /// The member holding `key`; throws `keyNotFound` with close matches.
+    /// Returns the member that contains `key`, or throws `keyNotFound` listing close matches.
     public func member(_ key: String) throws -> NPZMember {
         guard let index = indexByKey[normalizedKey(key)] else {
             throw CheckpointError.keyNotFound(
@@ -102,6 +102,15 @@ public final class NPZReader: Sendable {
             offset: memberStart + header.headerByteCount)
     }
 
+    /// Reads `key` and checks that its shape is `expectedShape`, throwing `shapeMismatch` if not.
+    public func array(_ key: String, expectedShape: [Int]) throws -> NPYArray {
+        let array = try array(key)
+        if array.shape != expectedShape {
+            throw CheckpointError.shapeMismatch(file: path, key: array.key, expected: expectedShape, found: array.shape)
+        }
+        return array
+    }
+
     /// Computes the CRC-32 of a member's bytes and compares it with the central directory.
     public func verifyChecksum(_ key: String) throws {
         let member = try member(key)
@@ -117,7 +126,7 @@ public final class NPZReader: Sendable {
         }
     }
 
-    /// The member's bytes in the archive, as stored (compressed for a deflated member).
+    /// Returns the member's bytes in the archive, as stored (compressed for a deflated member).
     private func bytes(of member: NPZMember) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: storage.bytes[member.dataOffset..<(member.dataOffset + member.compressedSize)])
     }

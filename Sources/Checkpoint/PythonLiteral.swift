@@ -38,7 +38,7 @@ enum PythonLiteral: Equatable {
         }
     }
 
-    /// Why parsing failed and at which byte offset of the text.
+    /// A parse failure: its message and the byte offset in the text.
     struct SyntaxError: Error {
         let offset: Int
         let message: String

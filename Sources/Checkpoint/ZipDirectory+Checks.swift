@@ -70,7 +70,7 @@ extension ZipDirectory {
             size: member.size, crc32: member.crc32, localHeaderOffset: offset, dataOffset: dataOffset)
     }
 
-    /// Reads the local ZIP64 extra block. Unlike the central one it holds both sizes whenever
+    /// Reads the local ZIP64 extra block. Unlike the central one it contains both sizes whenever
     /// either is saturated (APPNOTE 4.5.3), size first.
     private func localZip64Sizes(
         _ extra: UnsafeRawBufferPointer, saturatedSize: Bool, member: String

@@ -37,7 +37,7 @@ public struct NPZMember: Sendable, Equatable {
     public let compression: NPZCompression
     /// Size of the member's bytes in the archive.
     public let compressedSize: Int
-    /// Size of the NPY file the member holds.
+    /// Size of the NPY file in the member, uncompressed.
     public let size: Int
     public let crc32: UInt32
     /// Offset of the local file header in the archive.
@@ -96,7 +96,7 @@ struct ZipDirectory {
         var entryCount: Int
         var directoryOffset: Int
         var directorySize: Int
-        /// Where the records after the central directory begin.
+        /// Offset of the first record after the central directory.
         var recordsStart: Int
     }
 
@@ -273,12 +273,12 @@ struct ZipDirectory {
         // Values saturated at 0xFFFFFFFF live in the ZIP64 extra field, in this order.
         let extra = UnsafeRawBufferPointer(
             rebasing: bytes[(position + 46 + nameLength)..<(position + 46 + nameLength + extraLength)])
-        var wanted: [WritableKeyPath<Zip64Values, Int?>] = []
-        if size == 0xFFFF_FFFF { wanted.append(\.size) }
-        if compressedSize == 0xFFFF_FFFF { wanted.append(\.compressedSize) }
-        if localOffset == 0xFFFF_FFFF { wanted.append(\.offset) }
-        if !wanted.isEmpty {
-            let values = try readZip64Extra(extra, wanted: wanted, member: name, where: "central directory")
+        var saturatedFields: [WritableKeyPath<Zip64Values, Int?>] = []
+        if size == 0xFFFF_FFFF { saturatedFields.append(\.size) }
+        if compressedSize == 0xFFFF_FFFF { saturatedFields.append(\.compressedSize) }
+        if localOffset == 0xFFFF_FFFF { saturatedFields.append(\.offset) }
+        if !saturatedFields.isEmpty {
+            let values = try readZip64Extra(extra, saturatedFields: saturatedFields, member: name, where: "central directory")
             size = values.size ?? size
             compressedSize = values.compressedSize ?? compressedSize
             localOffset = values.offset ?? localOffset
@@ -323,9 +323,9 @@ struct ZipDirectory {
         var offset: Int?
     }
 
-    /// Reads the 8-byte values of the ZIP64 extra block (tag 0x0001) listed in `wanted`.
+    /// Reads the 8-byte values of the ZIP64 extra block (tag 0x0001) listed in `saturatedFields`.
     private func readZip64Extra(
-        _ extra: UnsafeRawBufferPointer, wanted: [WritableKeyPath<Zip64Values, Int?>], member: String, where place: String
+        _ extra: UnsafeRawBufferPointer, saturatedFields: [WritableKeyPath<Zip64Values, Int?>], member: String, where place: String
     ) throws -> Zip64Values {
         var position = 0
         while extra.count - position >= 4 {
@@ -333,13 +333,13 @@ struct ZipDirectory {
             let length = extra.u16(position + 2)
             guard length <= extra.count - position - 4 else { break }
             if tag == 0x0001 {
-                guard length >= 8 * wanted.count else {
+                guard length >= 8 * saturatedFields.count else {
                     throw invalid(
-                        member, "\(place) ZIP64 extra field", expected: "\(8 * wanted.count) bytes",
+                        member, "\(place) ZIP64 extra field", expected: "\(8 * saturatedFields.count) bytes",
                         found: "\(length) bytes")
                 }
                 var values = Zip64Values()
-                for (slot, path) in wanted.enumerated() {
+                for (slot, path) in saturatedFields.enumerated() {
                     guard let value = extra.u64(position + 4 + 8 * slot) else {
                         throw invalid(member, "\(place) ZIP64 extra field", expected: "values below 2^63", found: "a larger value")
                     }

@@ -65,6 +65,25 @@ final class GoldenReadTests: XCTestCase {
         }
     }
 
+    func testUnalignedStoredArraysConvert() throws {
+        // numpy does not align member data within the ZIP, so some f32 arrays start at an
+        // address that is not a multiple of 4. They must convert to the same values as the
+        // deflated copy, which is inflated into an aligned buffer.
+        let stored = try NPZReader(path: Fixtures.golden("params.npz"))
+        let deflated = try NPZReader(path: Fixtures.golden("params_deflate.npz"))
+        let unaligned = try stored.keys.filter { try !stored.array($0).isAligned }
+        XCTAssertFalse(unaligned.isEmpty, "expected numpy to leave some f32 arrays unaligned")
+        for key in unaligned {
+            XCTAssertTrue(try deflated.array(key).isAligned, key)
+            XCTAssertEqual(try stored.array(key).floats(), try deflated.array(key).floats(), key)
+
+            let array = try stored.array(key)
+            var copy = [Float](repeating: .nan, count: array.count)
+            copy.withUnsafeMutableBufferPointer { array.copyFloats(into: $0) }
+            XCTAssertEqual(copy, try deflated.array(key).floats(), key)
+        }
+    }
+
     func testInputsIntegerArrays() throws {
         let reader = try NPZReader(path: Fixtures.golden("inputs.npz"))
         let text = try reader.array("text")
@@ -112,6 +131,16 @@ final class GoldenReadTests: XCTestCase {
         let tokens = try reader.array("decode/tokens")
         XCTAssertEqual(tokens.elementType, .int32)
         XCTAssertEqual(tokens.shape, [8])
+    }
+
+    func testExpectedShapeMismatch() throws {
+        let reader = try NPZReader(path: Fixtures.golden("params.npz"))
+        XCTAssertEqual(try reader.array("img/pos_embedding", expectedShape: [1, 4, 32]).count, 128)
+        XCTAssertThrowsError(try reader.array("img/pos_embedding", expectedShape: [1, 256, 32])) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("params.npz key 'img/pos_embedding': shape mismatch"), message)
+            XCTAssertTrue(message.contains("expected (1, 256, 32), found (1, 4, 32)"), message)
+        }
     }
 
     func testMissingKeyListsCloseNames() throws {
