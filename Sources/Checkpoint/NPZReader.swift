@@ -1,8 +1,7 @@
 /// Reads arrays from an `.npz` archive (numpy's `savez` format: a ZIP of `.npy` members).
 ///
 /// The whole file is memory-mapped read-only when the reader opens it (or copied, for
-/// `init(bytes:name:limits:)`), and the central
-/// directory is checked then (see `ZipDirectory`). Arrays in stored members point into the
+/// `init(bytes:name:limits:)`), and the central directory is checked then (see `ZipDirectory`). Arrays in stored members point into the
 /// mapping, so opening a 5.8 GB checkpoint copies nothing. A deflated member is inflated into
 /// a buffer of exactly its declared size when `array(_:)` is called.
 ///
