@@ -30,6 +30,54 @@ extension CPUKernels {
         return rows
     }
 
+    /// Returns table[ids[i]]·factor for each id from an f32 table [V, D]: f32[ids.count, D].
+    public static func gatherRows(_ table: Tensor, ids: [Int32], factor: Float) -> Tensor {
+        if table.rank != 2 { fatalError("gatherRows: table must be [V, D], got \(table.shape)") }
+        let (vocabulary, width) = (table.shape[0], table.shape[1])
+        var rows = Tensor(uninitialized: [ids.count, width])
+        let out = rows.mutablePointer()
+        let source = table.pointer
+        for (i, id) in ids.enumerated() {
+            let index = Int(id)
+            if index < 0 || index >= vocabulary {
+                fatalError("gatherRows: token id \(id) outside the vocabulary of \(vocabulary)")
+            }
+            let line = source + index * width
+            let target = out + i * width
+            for j in 0..<width { target[j] = line[j] * factor }
+        }
+        return rows
+    }
+
+    /// Returns rows `indices` of x viewed as [rows, D]: f32[indices.count, D].
+    public static func selectRows(_ x: Tensor, _ indices: [Int]) -> Tensor {
+        let (rowCount, width) = flattenRows(x, "selectRows x")
+        var rows = Tensor(uninitialized: [indices.count, width])
+        let out = rows.mutablePointer()
+        let source = x.pointer
+        for (i, index) in indices.enumerated() {
+            if index < 0 || index >= rowCount { fatalError("selectRows: row \(index) out of range for \(x.shape)") }
+            (out + i * width).update(from: source + index * width, count: width)
+        }
+        return rows
+    }
+
+    /// x[indices[i]] += rows[i] for x viewed as [rows, D] (the backward of `selectRows`).
+    public static func addRows(_ rows: Tensor, at indices: [Int], into x: inout Tensor) {
+        let (rowCount, width) = flattenRows(x, "addRows x")
+        if rows.count != indices.count * width {
+            fatalError("addRows: rows \(rows.shape) do not match \(indices.count) indices of width \(width)")
+        }
+        let out = x.mutablePointer()
+        let source = rows.pointer
+        for (i, index) in indices.enumerated() {
+            if index < 0 || index >= rowCount { fatalError("addRows: row \(index) out of range for \(x.shape)") }
+            let target = out + index * width
+            let line = source + i * width
+            for j in 0..<width { target[j] += line[j] }
+        }
+    }
+
     /// gradient[ids[i]] += factor·dRows[i] for a gradient table [V, D].
     public static func scatterAddRows(_ dRows: Tensor, ids: [Int32], factor: Float, into gradient: GradientSlice) {
         if gradient.shape.count != 2 || dRows.count != ids.count * gradient.shape[1] {
