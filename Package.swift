@@ -50,7 +50,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "palitrain",
-            dependencies: ["TensorCore", "Checkpoint", "PaliGemmaModel", "Dataset", "Comm", "Evaluation", "Training"]
+            dependencies: ["TensorCore", "Checkpoint", "PaliGemmaModel", "Dataset", "Comm", "Evaluation", "Training"],
+            exclude: ["Demo/optdigits-LICENSE.md"],
+            resources: [.copy("Demo/optdigits.csv")]
         ),
 
         // MARK: - Tests

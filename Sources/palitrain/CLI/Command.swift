@@ -2,7 +2,7 @@
 ///
 /// Each command lists its options once; the same list drives parsing, `--help` and the
 /// error for an unknown option.
-public protocol Command {
+public protocol Command: SendableMetatype {
     static var name: String { get }
     /// One line for the command list.
     static var summary: String { get }

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Every setting of a training run, resolved from defaults, `--config FILE.json` and flags.
+///
+/// Defaults follow the PaliGemma fine-tuning colab: only the decoder's attention weights
+/// train, plain SGD at learning rate 0.03, global batch 8, cosine decay after a 10% warmup.
+/// `config.json` in the output directory records the resolved values.
+public struct TrainSettings: Sendable, Equatable {
+    // MARK: Inputs and outputs
+    public var data: String?
+    public var trainJSONL: String?
+    public var validJSONL: String?
+    public var imageRoot: String?
+    public var checkpoint: String = ""
+    public var tokenizer: String = ""
+    public var outputDirectory: String = ""
+
+    // MARK: Length of the run
+    /// Examples per optimizer step, summed over all ranks and micro-steps.
+    public var globalBatchSize: Int = 8
+    /// Micro-steps per optimizer step on each rank.
+    public var gradientAccumulation: Int = 1
+    public var maxSteps: Int?
+    public var epochs: Double?
+
+    // MARK: Optimizer
+    public var optimizer: String = "sgd"
+    public var learningRate: Double = 0.03
+    public var momentum: Double = 0
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var epsilon: Double = 1e-8
+    public var weightDecay: Double = 0
+    /// Fraction of the steps spent in linear warmup.
+    public var warmupFraction: Double = 0.1
+    /// Global gradient norm clip; 0 turns clipping off.
+    public var maxGradNorm: Double = 0
+    public var trainable: String = "^llm/layers/attn/"
+
+    // MARK: Data
+    public var seed: UInt64 = 0
+    /// Text tokens per example (prefix + separator + suffix + EOS), excluding the image tokens.
+    public var maxLength: Int = 128
+    public var skipBadRecords: Bool = false
+
+    // MARK: Distribution and numerics
+    public var gradientCompression: String = "zstd-fp16"
+    /// What a non-finite fp16 gradient bucket triggers: `fallback-f32` or `skip-step`.
+    public var onOverflow: String = "fallback-f32"
+    public var compute: String = "f32"
+    /// Threads per rank for kernels; 0 picks the cores available to this rank.
+    public var threads: Int = 0
+    public var checkReplicasEvery: Int = 50
+    /// Seconds a rank waits for its peers before it gives up with an error.
+    public var peerTimeout: Double = 600
+
+    // MARK: Validation and checkpoints
+    public var evalEvery: Int = 0
+    public var maxNewTokens: Int = 64
+    public var evalBatchSize: Int = 8
+    public var gallerySize: Int = 12
+    public var saveEvery: Int = 0
+    public var keepLast: Int = 3
+    public var resume: String = "none"
+
+    public init() {}
+}
