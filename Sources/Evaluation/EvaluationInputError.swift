@@ -36,13 +36,18 @@ public enum EvaluationInputError: Error, CustomStringConvertible, Equatable {
             return "\(path):\(line): image '\(image)' is not in the ground truth \(annotationsPath); "
                 + "use the 'image' value of the annotations file"
         case .scoreCountMismatch(let path, let line, let scores, let objects):
-            return "\(path):\(line): 'scores' has \(scores) numbers but the suffix has \(objects) objects "
+            return "\(path):\(line): 'scores' has \(count(scores, "number")) but the suffix has \(count(objects, "object")) "
                 + "(parts separated by ' ; '); give one score per object, in suffix order"
         case .mixedScores(let path, let lineWithScores, let lineWithout):
             return "\(path): line \(lineWithScores) has 'scores' but line \(lineWithout) does not; "
                 + "give scores on every line or on none"
         }
     }
+}
+
+/// "1 object", "2 objects".
+private func count(_ value: Int, _ noun: String) -> String {
+    value == 1 ? "1 \(noun)" : "\(value) \(noun)s"
 }
 
 /// The non-blank lines of a JSON Lines file with their 1-based line numbers.

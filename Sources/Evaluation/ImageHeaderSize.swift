@@ -8,6 +8,9 @@ import Foundation
 /// reports its stored size.
 public enum ImageHeaderSize {
     public static func read(contentsOf url: URL) throws(ImageHeaderError) -> (width: Int, height: Int) {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ImageHeaderError(path: url.path, reason: "file not found")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)

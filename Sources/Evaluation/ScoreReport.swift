@@ -12,8 +12,10 @@ public enum ScoreReport {
         }
         if result.imagesWithoutPrediction > 0 {
             let count = result.imagesWithoutPrediction
-            let subject = count == 1 ? "1 ground-truth image has" : "\(count) ground-truth images have"
-            lines.append("NOTE: \(subject) no prediction line; they count as images with no detections.")
+            let text = count == 1
+                ? "1 ground-truth image has no prediction line; it counts as an image with no detections."
+                : "\(count) ground-truth images have no prediction line; they count as images with no detections."
+            lines.append("NOTE: " + text)
         }
         lines.append("")
 
