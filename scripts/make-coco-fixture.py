@@ -44,7 +44,7 @@ UNPREDICTED_IMAGE = 11    # no line in the prediction files
 
 
 def random_bins(rng):
-    """A box as [y_min, x_min, y_max, x_max] bins with sides of 40 to 600 bins."""
+    """Draws a box as [y_min, x_min, y_max, x_max] bins with sides of 40 to 600 bins."""
     height, width = rng.integers(40, 600, size=2)
     y_min = int(rng.integers(0, 1024 - height))
     x_min = int(rng.integers(0, 1024 - width))

@@ -110,7 +110,7 @@ func scanItems(_ bytes: [UInt8]) -> [OutputItem] {
     return items
 }
 
-/// The number in `<NAME` + `digits` decimal digits + `>` starting at `start`, or nil.
+/// Reads the number of a `<NAME` + `digits` decimal digits + `>` token at `start`, or returns nil.
 private func specialToken(_ bytes: [UInt8], at start: Int, name: String, digits: Int) -> Int? {
     let nameBytes = Array(name.utf8)
     let end = start + 1 + nameBytes.count + digits + 1

@@ -1,8 +1,8 @@
 /// The class list of a detection prompt, `detect cat ; dog ; traffic light`.
 public enum DetectionPrompt {
-    /// The classes named in `prefix`, normalised like labels, in prompt order without
-    /// duplicates; nil when the prefix is not a detection prompt (does not start with
-    /// `detect `).
+    /// Returns the classes named in `prefix`, normalised like labels, in prompt order without
+    /// duplicates. Returns nil when the prefix is not a detection prompt (does not start
+    /// with `detect `) or names no class.
     public static func classes(fromPrefix prefix: String) -> [String]? {
         let trimmed = normalizeLabel(prefix)
         guard trimmed.hasPrefix("detect ") else { return nil }

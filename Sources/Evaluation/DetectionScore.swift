@@ -14,10 +14,10 @@ public struct GeneratedToken: Equatable, Sendable {
 /// Confidence of a detected object from the log-probabilities of its tokens.
 ///
 /// The score is the geometric mean of the token probabilities, `exp(mean log p)`, over the
-/// four loc tokens and the tokens of the label. The mean rather than the product keeps the
-/// score in (0, 1] and independent of how many tokens a label needs ("traffic light" takes
-/// more than "cat"), so a two-token label is not ranked below a one-token label for its
-/// length alone. Separators (` ;`) and EOS are not part of any object.
+/// four loc tokens and the tokens of the label. Unlike the product, the mean does not depend
+/// on how many tokens a label needs ("traffic light" takes more than "cat"). So a two-token
+/// label is not ranked below a one-token label for its length alone, and the score stays in
+/// (0, 1]. Separators (` ;`) and EOS are not part of any object.
 public enum DetectionScore {
     /// `exp(mean(logProbs))`; nil for an empty sequence.
     public static func confidence<S: Sequence>(logProbs: S) -> Double? where S.Element == Float {

@@ -50,7 +50,7 @@ private func count(_ value: Int, _ noun: String) -> String {
     value == 1 ? "1 \(noun)" : "\(value) \(noun)s"
 }
 
-/// The non-blank lines of a JSON Lines file with their 1-based line numbers.
+/// Reads the non-blank lines of a JSON Lines file with their 1-based line numbers.
 func readJSONLines(_ url: URL) throws(EvaluationInputError) -> [(line: Int, data: Data)] {
     let data: Data
     do {

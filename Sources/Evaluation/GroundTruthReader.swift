@@ -29,7 +29,7 @@ public struct GroundTruthSplit: Sendable {
 /// TODO: use the Dataset module's layout finder and JSONL reader once it lands; this reader
 /// covers only what `palitrain score` needs.
 public enum GroundTruthReader {
-    /// The annotations file of `split` in either supported layout: Roboflow's PaliGemma export
+    /// Finds the annotations file of `split` in either supported layout: Roboflow's PaliGemma export
     /// (`DIR/_annotations.SPLIT.jsonl`, images beside it) or maestro's
     /// (`DIR/SPLIT/annotations.jsonl`, images in `DIR/SPLIT/`).
     public static func annotationsURL(dataDirectory: URL, split: String) throws(EvaluationInputError) -> URL {

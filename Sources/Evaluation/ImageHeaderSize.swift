@@ -2,7 +2,7 @@ import Foundation
 
 /// Width and height of a JPEG or PNG image, read from its header without decoding pixels.
 ///
-/// JPEG: the first start-of-frame marker (SOF0...SOF15 except DHT, JPG and DAC) holds the
+/// JPEG: the first start-of-frame marker (SOF0...SOF15 except DHT, JPG and DAC) contains the
 /// height and width. PNG: the IHDR chunk, which must come first. NOTE: the EXIF orientation
 /// tag is ignored, as TensorFlow's and PIL's decoders ignore it, so a photo stored rotated
 /// reports its stored size.

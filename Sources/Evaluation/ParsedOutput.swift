@@ -58,7 +58,7 @@ public struct ParsedObject: Equatable, Sendable {
     }
 }
 
-/// What the parser read from one model output.
+/// The result of parsing one model output.
 public struct ParsedOutput: Equatable, Sendable {
     /// Objects that passed every check, in output order.
     public var objects: [ParsedObject]

@@ -13,7 +13,7 @@ public struct ScoreResult: Sendable {
 
 /// Scores predictions made by any model against a ground-truth split.
 ///
-/// The predictions file holds one JSON object per line:
+/// The predictions file contains one JSON object per line:
 /// `{"image": "x.jpg", "suffix": "<loc..>×4 cat ; ...", "scores": [0.9, ...], "truncated": false}`.
 /// `image` must be an `image` value of the ground truth. `suffix` is PaliGemma-format output,
 /// parsed leniently with the classes of that image's prompt. `scores` (optional) has one number

@@ -2,7 +2,7 @@ import Foundation
 
 /// Formats a `ScoreResult` as a table for people or as one JSON object for scripts.
 public enum ScoreReport {
-    /// A readable table: per-class AP, the means, runaway and parse-failure rates.
+    /// Formats a table for people: per-class AP, the means, runaway and parse-failure rates.
     public static func table(_ result: ScoreResult, source: String) -> String {
         var lines: [String] = []
         let stats = result.statistics
@@ -46,7 +46,7 @@ public enum ScoreReport {
         return lines.joined(separator: "\n")
     }
 
-    /// One JSON object with `map50`, `map75`, `map50_95` (null without ground truth),
+    /// Formats one JSON object with `map50`, `map75`, `map50_95` (null without ground truth),
     /// `per_class`, `runaway_rate`, `parse_failure_rate`, `parse_issues` and counts.
     public static func json(_ result: ScoreResult) throws -> String {
         let encoder = JSONEncoder()

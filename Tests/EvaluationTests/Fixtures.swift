@@ -10,7 +10,7 @@ enum Fixtures {
     static let evaluation = repositoryRoot.appendingPathComponent("Tests/Fixtures/evaluation")
     static let cocoParity = evaluation.appendingPathComponent("coco-parity")
 
-    /// A fresh temporary directory, removed by the caller with `removeTemporary`.
+    /// Creates a fresh temporary directory, which the caller removes.
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("palitrain-eval-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

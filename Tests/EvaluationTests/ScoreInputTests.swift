@@ -15,7 +15,7 @@ final class ScoreInputTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// The first 24 bytes of a PNG: all the header reader looks at.
+    /// Builds the first 24 bytes of a PNG, which is all the header reader reads.
     private func pngHeader(width: Int, height: Int) -> Data {
         var bytes: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13]
         bytes += Array("IHDR".utf8)

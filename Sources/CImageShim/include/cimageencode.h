@@ -27,7 +27,7 @@ enum {
  * width and height must be in 1...65500 (the JPEG limit); quality in 1...100.
  * On success *out points to a malloc'ed buffer of *out_size bytes that the
  * caller releases with cimage_free_encoded. On failure *out is NULL and
- * `message` (of `message_size` bytes, may be NULL) holds a NUL-terminated
+ * `message` (of `message_size` bytes, may be NULL) contains a NUL-terminated
  * description.
  */
 int cimage_encode_jpeg_rgb8(const uint8_t *pixels, int width, int height, int quality,
