@@ -85,14 +85,27 @@ private func describe(_ error: DecodingError) -> String {
     case .keyNotFound(let key, _):
         return "missing key '\(key.stringValue)'"
     case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
-        let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+        let key = keyPath(context.codingPath)
         return key.isEmpty ? "expected a JSON object" : "key '\(key)' must be \(jsonTypeName(type))"
     case .dataCorrupted(let context):
-        let underlying = context.underlyingError.map { " (\($0))" } ?? ""
-        return "invalid JSON\(underlying)"
+        let detail = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+        return "invalid JSON (\(detail))"
     @unknown default:
         return "invalid JSON (\(error))"
     }
+}
+
+/// Spells a coding path as in JSON tools: `scores[1]`, `a.b`.
+private func keyPath(_ path: [CodingKey]) -> String {
+    var text = ""
+    for key in path {
+        if let index = key.intValue {
+            text += "[\(index)]"
+        } else {
+            text += text.isEmpty ? key.stringValue : "." + key.stringValue
+        }
+    }
+    return text
 }
 
 private func jsonTypeName(_ type: Any.Type) -> String {

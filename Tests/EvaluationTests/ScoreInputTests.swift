@@ -173,6 +173,7 @@ final class ScoreInputTests: XCTestCase {
         try assertRejected([#"{"image": 3, "suffix": ""}"#], ["predictions.jsonl:1: key 'image' must be a string"])
         try assertRejected([#"{"image": "a.png", "suffix": "", "scores": "high"}"#], ["predictions.jsonl:1: key 'scores' must be"])
         try assertRejected([#"["a.png"]"#], ["predictions.jsonl:1: expected a JSON object"])
+        try assertRejected([#"{"image": "a.png", "suffix": "", "scores": [1, null]}"#], ["predictions.jsonl:1: key 'scores[1]' must be a number"])
     }
 
     func testScoreCountMismatchNamesTheLine() throws {
