@@ -193,4 +193,37 @@ final class DetectionParserTests: XCTestCase {
         XCTAssertEqual(middle.yMax, 1024, accuracy: 1e-9)
         XCTAssertEqual(middle.xMax, 1000, accuracy: 1e-9)
     }
+
+    func testNonASCIILabels() {
+        let output = DetectionParser(classes: ["café", "日本 猫"]).parse(locs(1, 2, 3, 4) + " café ; " + locs(5, 6, 7, 8) + " 日本  猫")
+
+        XCTAssertEqual(output.issues, [])
+        XCTAssertEqual(output.objects.map(\.label), ["café", "日本 猫"])
+    }
+
+    func testRandomOutputKeepsInvariants() {
+        // Splices of well-formed and broken fragments: the parser must return, and what it
+        // keeps must be valid.
+        let fragments = ["<loc0001>", "<loc0512>", "<loc1023>", "<loc", ">", "<loc99>", ";", " ; ", " cat", "dog", " bird",
+                         "<seg042>", "<seg", " ", "\n", "é", "\u{0}", "<", "traffic light"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let count = Int.random(in: 0...24, using: &generator)
+            let text = (0..<count).map { _ in fragments.randomElement(using: &generator) ?? "" }.joined()
+            let output = parser.parse(text)
+
+            for object in output.objects {
+                XCTAssertTrue(["cat", "dog", "traffic light"].contains(object.label), text)
+                XCTAssertLessThanOrEqual(object.bins.yMin, object.bins.yMax, text)
+                XCTAssertLessThanOrEqual(object.bins.xMin, object.bins.xMax, text)
+                XCTAssertLessThan(object.part, output.partCount, text)
+            }
+            let withoutSpace = text.filter { !$0.isWhitespace }
+            if withoutSpace.isEmpty {
+                XCTAssertEqual(output.issues, [], text)
+            } else {
+                XCTAssertFalse(output.objects.isEmpty && output.issues.isEmpty, "non-blank output yields objects or issues: \(text)")
+            }
+        }
+    }
 }
