@@ -1,7 +1,7 @@
 import Foundation
 
-/// Reads int32 arrays from an uncompressed `np.savez` archive, enough to compare the sequence
-/// layout with the golden big_vision inputs. Test-only: the Checkpoint module owns real NPZ I/O.
+/// Reads int32 and float32 arrays from an uncompressed `np.savez` archive: enough for the golden
+/// big_vision inputs and the image references. Test-only: the Checkpoint module owns NPZ I/O.
 struct GoldenNPZ {
     struct Array2D {
         let shape: [Int]
@@ -45,19 +45,35 @@ struct GoldenNPZ {
         }
     }
 
+    var keys: [String] { entries.keys.map { String($0.dropLast(4)) }.sorted() }
+
     func int32(_ key: String) throws -> Array2D {
-        guard let npy = entries[key + ".npy"] else { throw CocoaError(.fileNoSuchFile) }
-        let headerLength = Int(npy[8]) | Int(npy[9]) << 8
-        let header = String(decoding: npy[10..<10 + headerLength], as: UTF8.self)
-        guard header.contains("'descr': '<i4'"), header.contains("'fortran_order': False") else {
-            throw CocoaError(.fileReadCorruptFile)
-        }
-        let shapeText = header.components(separatedBy: "'shape': (")[1].components(separatedBy: ")")[0]
-        let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let body = npy.subdata(in: 10 + headerLength..<npy.count)
+        let (shape, body) = try array(key, descr: "<i4")
         let values = body.withUnsafeBytes { raw in
             (0..<body.count / 4).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
         }
         return Array2D(shape: shape, values: values)
+    }
+
+    func float32(_ key: String) throws -> (shape: [Int], values: [Float]) {
+        let (shape, body) = try array(key, descr: "<f4")
+        let values = body.withUnsafeBytes { raw in
+            (0..<body.count / 4).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+            }
+        }
+        return (shape, values)
+    }
+
+    private func array(_ key: String, descr: String) throws -> (shape: [Int], body: Data) {
+        guard let npy = entries[key + ".npy"] else { throw CocoaError(.fileNoSuchFile) }
+        let headerLength = Int(npy[npy.startIndex + 8]) | Int(npy[npy.startIndex + 9]) << 8
+        let header = String(decoding: npy.dropFirst(10).prefix(headerLength), as: UTF8.self)
+        guard header.contains("'descr': '\(descr)'"), header.contains("'fortran_order': False") else {
+            throw CocoaError(.fileReadCorruptFile)
+        }
+        let shapeText = header.components(separatedBy: "'shape': (")[1].components(separatedBy: ")")[0]
+        let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return (shape, Data(npy.dropFirst(10 + headerLength)))
     }
 }
