@@ -1,7 +1,9 @@
 /// Every subcommand, in the order `palitrain --help` lists them.
 enum CommandList {
     static let all: [CommandEntry] = [
-        VersionCommand.entry,
+        InitCommand.entry,
+        StepCommand.entry,
         ScoreCommand.entry,
+        VersionCommand.entry,
     ]
 }
