@@ -76,9 +76,8 @@ public final class LocalGroup: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while true {
-            if let failure, failure.rank != destination {
-                throw CommError.peerFailed(rank: failure.rank, message: failure.message)
-            }
+            // A message already delivered is taken even after a failure, as MPI would have
+            // received it before the abort arrived.
             if var queue = queues[key], !queue.isEmpty {
                 let message = queue.removeFirst()
                 queues[key] = queue
@@ -86,6 +85,9 @@ public final class LocalGroup: @unchecked Sendable {
                     throw CommError.messageTooLarge(peer: source, tag: tag, bytes: message.count, limit: limits.maxMessageBytes)
                 }
                 return message
+            }
+            if let failure, failure.rank != destination {
+                throw CommError.peerFailed(rank: failure.rank, message: failure.message)
             }
             if !condition.wait(until: deadline) {
                 throw CommError.timedOut(
