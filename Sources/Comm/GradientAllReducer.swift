@@ -182,7 +182,7 @@ public final class GradientAllReducer {
     ) throws -> Bool {
         switch onOverflow {
         case .skipStep:
-            logOnRankZero("[comm] bucket \(index) (\(input.count) values): \(cause); skipping this step (--on-overflow skip-step)")
+            logOnRankZero("[comm] bucket \(index) (\(input.count) values): \(cause); skipping this step (policy skip-step)")
             return false
         case .fallbackF32:
             logOnRankZero("[comm] bucket \(index) (\(input.count) values): \(cause); redoing the bucket in f32")

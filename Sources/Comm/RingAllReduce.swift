@@ -144,11 +144,13 @@ final class RingAllReduce {
         return traffic
     }
 
-    /// Sends to the next rank while receiving from the previous one; a message that exceeds
-    /// the size limit becomes a frame error naming the bucket.
+    /// Sends to the next rank while receiving from the previous one. Timeouts and messages
+    /// above the size limit are reported with the bucket.
     private func exchange(_ message: MessageBuffer, next: Int, previous: Int, tag: Int, bucket: UInt32) throws -> MessageBuffer {
         do {
             return try communicator.sendReceive(message, to: next, from: previous, tag: tag)
+        } catch CommError.timedOut(let operation, let seconds) {
+            throw CommError.timedOut(operation: operation + " in gradient bucket \(bucket)", seconds: seconds)
         } catch CommError.messageTooLarge(let peer, _, let bytes, let limit) {
             throw CommError.malformedFrame(
                 peer: peer, bucket: bucket,
