@@ -45,8 +45,12 @@ public protocol Communicator: AnyObject, Sendable {
     func receive(from source: Int, tag: Int) throws -> MessageBuffer
 
     /// Sends `message` to `destination` and receives one from `source` at the same time, so
-    /// that a ring of ranks cannot deadlock.
-    func sendReceive(_ message: MessageBuffer, to destination: Int, from source: Int, tag: Int) throws -> MessageBuffer
+    /// that a ring of ranks cannot deadlock. The incoming message is written into `spare` when
+    /// its capacity suffices (saving an allocation and its page faults per message), and into a
+    /// new buffer otherwise; implementations may always allocate.
+    func sendReceive(
+        _ message: MessageBuffer, to destination: Int, from source: Int, tag: Int, reusing spare: MessageBuffer?
+    ) throws -> MessageBuffer
 
     /// Ends every rank of the job with exit status `code`, for a rank that hit an error the
     /// others cannot know about.
@@ -71,6 +75,11 @@ extension Communicator {
     /// Element-wise sum of `values` over all ranks.
     public func allReduceSum(_ values: [Double]) throws -> [Double] {
         try allReduce(values, operation: .sum)
+    }
+
+    /// Sends `message` to `destination` while receiving from `source` into a new buffer.
+    public func sendReceive(_ message: MessageBuffer, to destination: Int, from source: Int, tag: Int) throws -> MessageBuffer {
+        try sendReceive(message, to: destination, from: source, tag: tag, reusing: nil)
     }
 
     /// Sends `bytes` to `destination` (a copy into a `MessageBuffer`).
@@ -126,7 +135,9 @@ public final class SingleProcessCommunicator: Communicator {
         throw CommError.invalidArgument("receive from rank \(source) in a single-process run: there is no other rank")
     }
 
-    public func sendReceive(_ message: MessageBuffer, to destination: Int, from source: Int, tag: Int) throws -> MessageBuffer {
+    public func sendReceive(
+        _ message: MessageBuffer, to destination: Int, from source: Int, tag: Int, reusing spare: MessageBuffer?
+    ) throws -> MessageBuffer {
         throw CommError.invalidArgument("send-receive with rank \(destination) in a single-process run: there is no other rank")
     }
 

@@ -65,8 +65,10 @@ public final class FaultInjectingCommunicator: Communicator, @unchecked Sendable
         try base.receive(from: source, tag: tag)
     }
 
-    public func sendReceive(_ message: MessageBuffer, to destination: Int, from source: Int, tag: Int) throws -> MessageBuffer {
-        try base.sendReceive(tamper(message), to: destination, from: source, tag: tag)
+    public func sendReceive(
+        _ message: MessageBuffer, to destination: Int, from source: Int, tag: Int, reusing spare: MessageBuffer?
+    ) throws -> MessageBuffer {
+        try base.sendReceive(tamper(message), to: destination, from: source, tag: tag, reusing: spare)
     }
 
     public func abort(code: Int32) -> Never { base.abort(code: code) }

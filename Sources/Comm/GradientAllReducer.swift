@@ -16,11 +16,13 @@ public struct AllReduceStats: Sendable, Equatable {
     /// themselves were not finite, which no codec can fix).
     public var nonFiniteBuckets = 0
     /// Whether the step should be skipped: with `.skipStep`, an fp16 overflow or NaN, or a
-    /// non-finite f32 result, stopped the reduction. The buffers then hold a mix of reduced and
-    /// unreduced values and must not be applied.
+    /// non-finite f32 result, stopped the reduction. The buffers then hold reduced, unreduced
+    /// and partly reduced values and must not be applied.
     public var skipped = false
     /// Wall time of the call, in seconds.
     public var seconds = 0.0
+
+    public init() {}
 
     /// Compression ratio against f32 frames: `f32PayloadBytes / bytesSent` (1 with one rank).
     public var ratio: Double {
@@ -43,7 +45,8 @@ public struct AllReduceStats: Sendable, Equatable {
 /// 4. Check the result: a partial sum can still overflow fp16 on a later hop. The reduced
 ///    values are bit-identical on every rank, so each rank checks them locally and all take
 ///    the same decision without communication; an overflow is handled as in step 2.
-/// 5. Unpack the reduced values into the caller's buffers.
+/// 5. Unpack the reduced values into the caller's buffers (a bucket that lies inside one
+///    buffer is reduced in place, straight into it).
 ///
 /// Every rank must call `allReduce` with buffers of the same lengths, in the same order.
 public final class GradientAllReducer {
@@ -134,7 +137,10 @@ public final class GradientAllReducer {
         while let bucket = segments.next() {
             let count = bucket.reduce(0) { $0 + $1.range.count }
             let input = UnsafeMutableBufferPointer(rebasing: staging[..<count])
-            let output = UnsafeMutableBufferPointer(rebasing: reduced[..<count])
+            // A bucket inside one buffer is reduced straight into it, which saves a copy.
+            let direct = bucket.count == 1 ? bucket[0] : nil
+            let output = direct.map { UnsafeMutableBufferPointer(rebasing: buffers[$0.buffer][$0.range]) }
+                ?? UnsafeMutableBufferPointer(rebasing: reduced[..<count])
             let localOverflow = pack(bucket, from: buffers, into: input)
 
             let applied = try reduceBucket(
@@ -148,7 +154,9 @@ public final class GradientAllReducer {
                 stats.skipped = true
                 break
             }
-            unpack(bucket, from: UnsafeBufferPointer(output), into: buffers)
+            if direct == nil {
+                unpack(bucket, from: UnsafeBufferPointer(output), into: buffers)
+            }
         }
 
         stats.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -180,7 +180,10 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
         return try group.take(from: source, to: rank, tag: tag)
     }
 
-    public func sendReceive(_ message: MessageBuffer, to destination: Int, from source: Int, tag: Int) throws -> MessageBuffer {
+    /// Ignores `spare`: the queued copy of the message is returned.
+    public func sendReceive(
+        _ message: MessageBuffer, to destination: Int, from source: Int, tag: Int, reusing spare: MessageBuffer?
+    ) throws -> MessageBuffer {
         try send(message, to: destination, tag: tag)
         return try receive(from: source, tag: tag)
     }

@@ -182,6 +182,18 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return (0..<size).map { Array(gathered[$0 * width..<($0 + 1) * width]) }
     }
 
+    /// Sums `values` over all ranks in place with the blocking `MPI_Allreduce`, Open MPI's own
+    /// algorithm. For benchmarks only: a rank waiting inside it spins on its core.
+    public func blockingAllReduceSum(_ values: UnsafeMutableBufferPointer<Float>) throws {
+        guard values.count <= Int(Int32.max) else {
+            throw CommError.invalidArgument("MPI_Allreduce counts are Int32; \(values.count) values is too many for one call")
+        }
+        try Self.check(
+            MPI_Allreduce(cmpi_in_place(), values.baseAddress, Int32(values.count), cmpi_float(), cmpi_op_sum(), world),
+            "MPI_Allreduce"
+        )
+    }
+
     // MARK: - Point to point
 
     public func send(_ message: MessageBuffer, to destination: Int, tag: Int) throws {
@@ -201,16 +213,21 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func receive(from source: Int, tag: Int) throws -> MessageBuffer {
-        try exchange(nil, to: nil, from: source, tag: tag)
+        try exchange(nil, to: nil, from: source, tag: tag, reusing: nil)
     }
 
-    public func sendReceive(_ message: MessageBuffer, to destination: Int, from source: Int, tag: Int) throws -> MessageBuffer {
-        try exchange(message, to: destination, from: source, tag: tag)
+    public func sendReceive(
+        _ message: MessageBuffer, to destination: Int, from source: Int, tag: Int, reusing spare: MessageBuffer?
+    ) throws -> MessageBuffer {
+        try exchange(message, to: destination, from: source, tag: tag, reusing: spare)
     }
 
     /// Posts the send (if any), then polls for the matching incoming message, receives it into
-    /// a buffer of the probed size, and waits for both requests, sleeping between polls.
-    private func exchange(_ outgoing: MessageBuffer?, to destination: Int?, from source: Int, tag: Int) throws -> MessageBuffer {
+    /// `spare` or a new buffer of the probed size, and waits for both requests, sleeping
+    /// between polls.
+    private func exchange(
+        _ outgoing: MessageBuffer?, to destination: Int?, from source: Int, tag: Int, reusing spare: MessageBuffer?
+    ) throws -> MessageBuffer {
         try validatePeer(source, role: "source")
         try validateTag(tag)
 
@@ -252,7 +269,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                         guard Int(count) <= limits.maxMessageBytes else {
                             throw CommError.messageTooLarge(peer: source, tag: tag, bytes: Int(count), limit: limits.maxMessageBytes)
                         }
-                        let buffer = MessageBuffer(count: Int(count))
+                        let buffer: MessageBuffer
+                        if let spare, spare.capacity >= Int(count), spare !== outgoing {
+                            buffer = spare
+                            buffer.count = Int(count)
+                        } else {
+                            buffer = MessageBuffer(count: Int(count))
+                        }
                         incoming = buffer
                         try Self.check(MPI_Imrecv(buffer.baseAddress, count, cmpi_byte(), &probed, &receiveRequest), "MPI_Imrecv")
                         progressed = true
@@ -350,7 +373,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING) + 1)
         var length: Int32 = 0
         MPI_Get_library_version(&buffer, &length)
-        let text = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Open MPI counts the terminating NUL in `length`.
+        let bytes = buffer.prefix(Int(length)).prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+        let text = String(decoding: bytes, as: UTF8.self)
         return text.split(separator: "\n").first.map(String.init) ?? text
     }
 }

@@ -37,14 +37,16 @@ final class FrameCodec {
         let nonFinite: Bool
     }
 
-    /// Encodes `values` with `codec`. A zstd chunk that does not shrink is sent as
-    /// `f16Shuffled`, so that noise never costs more than fp16.
+    /// Encodes `values` with `codec`, into `reusing` when its capacity suffices. A zstd chunk
+    /// that does not shrink is sent as `f16Shuffled`, so that noise never costs more than fp16.
     func encode(
-        _ values: UnsafeBufferPointer<Float>, codec: WireCodec, phase: FramePhase, bucket: UInt32, chunk: UInt32, step: UInt32
+        _ values: UnsafeBufferPointer<Float>, codec: WireCodec, phase: FramePhase, bucket: UInt32, chunk: UInt32, step: UInt32,
+        reusing spare: MessageBuffer? = nil
     ) throws -> EncodedFrame {
         let count = values.count
-        let message = MessageBuffer(capacity: Self.maxFrameBytes(elementCount: count, codec: codec))
-        let payload = UnsafeMutableRawBufferPointer(start: message.baseAddress + FrameHeader.byteCount, count: message.capacity - FrameHeader.byteCount)
+        let needed = Self.maxFrameBytes(elementCount: count, codec: codec)
+        let message = spare.flatMap { $0.capacity >= needed ? $0 : nil } ?? MessageBuffer(capacity: needed)
+        let payload = UnsafeMutableRawBufferPointer(start: message.baseAddress + FrameHeader.byteCount, count: needed - FrameHeader.byteCount)
         let source = values.baseAddress ?? UnsafePointer(emptyFloats)
 
         var sentCodec = codec

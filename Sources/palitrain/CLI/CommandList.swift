@@ -3,5 +3,6 @@ enum CommandList {
     static let all: [CommandEntry] = [
         VersionCommand.entry,
         CommCheckCommand.entry,
+        BenchAllreduceCommand.entry,
     ]
 }
