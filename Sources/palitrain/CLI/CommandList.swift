@@ -5,5 +5,7 @@ enum CommandList {
         StepCommand.entry,
         ScoreCommand.entry,
         VersionCommand.entry,
+        CommCheckCommand.entry,
+        BenchAllreduceCommand.entry,
     ]
 }
