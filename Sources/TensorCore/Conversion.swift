@@ -3,6 +3,8 @@
 /// f16 uses the hardware conversion (F16C, enabled by `-mf16c` in Package.swift).
 /// bf16 is the upper half of an f32; conversion to bf16 rounds to nearest even,
 /// as numpy's ml_dtypes and JAX do, and keeps NaN a NaN.
+/// The bulk conversions split large arrays across `Threading.threadCount` threads and accept
+/// sources at any byte alignment, because arrays inside an NPZ file start at arbitrary offsets.
 
 /// Rounds an f32 to bf16 bits (round to nearest, ties to even).
 @inlinable
@@ -25,15 +27,10 @@ public func float(fromBF16 bits: UInt16) -> Float {
 public func convertToFloat(
     _ source: UnsafeRawPointer, dtype: DType, count: Int, into destination: UnsafeMutablePointer<Float>
 ) {
-    switch dtype {
-    case .f32:
-        destination.update(from: source.assumingMemoryBound(to: Float.self), count: count)
-    case .f16:
-        let halves = source.assumingMemoryBound(to: Float16.self)
-        for i in 0..<count { destination[i] = Float(halves[i]) }
-    case .bf16:
-        let words = source.assumingMemoryBound(to: UInt16.self)
-        for i in 0..<count { destination[i] = float(fromBF16: words[i]) }
+    Threading.parallelFor(count, minimumChunk: 1 << 16) { range in
+        let from = source + range.lowerBound * dtype.byteSize
+        let to = destination + range.lowerBound
+        convertChunkToFloat(from, dtype: dtype, count: range.count, into: to)
     }
 }
 
@@ -41,14 +38,52 @@ public func convertToFloat(
 public func convertFromFloat(
     _ source: UnsafePointer<Float>, count: Int, to dtype: DType, into destination: UnsafeMutableRawPointer
 ) {
+    Threading.parallelFor(count, minimumChunk: 1 << 16) { range in
+        let from = source + range.lowerBound
+        let to = destination + range.lowerBound * dtype.byteSize
+        convertChunkFromFloat(from, count: range.count, to: dtype, into: to)
+    }
+}
+
+private func convertChunkToFloat(
+    _ source: UnsafeRawPointer, dtype: DType, count: Int, into destination: UnsafeMutablePointer<Float>
+) {
+    let aligned = Int(bitPattern: source) % dtype.byteSize == 0
+    switch (dtype, aligned) {
+    case (.f32, _):
+        UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * 4)
+    case (.f16, true):
+        let halves = source.assumingMemoryBound(to: Float16.self)
+        for i in 0..<count { destination[i] = Float(halves[i]) }
+    case (.f16, false):
+        for i in 0..<count { destination[i] = Float(source.loadUnaligned(fromByteOffset: 2 * i, as: Float16.self)) }
+    case (.bf16, true):
+        let words = source.assumingMemoryBound(to: UInt16.self)
+        for i in 0..<count { destination[i] = float(fromBF16: words[i]) }
+    case (.bf16, false):
+        for i in 0..<count { destination[i] = float(fromBF16: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+    }
+}
+
+private func convertChunkFromFloat(
+    _ source: UnsafePointer<Float>, count: Int, to dtype: DType, into destination: UnsafeMutableRawPointer
+) {
     switch dtype {
     case .f32:
-        destination.assumingMemoryBound(to: Float.self).update(from: source, count: count)
+        destination.copyMemory(from: source, byteCount: count * 4)
     case .f16:
-        let halves = destination.assumingMemoryBound(to: Float16.self)
-        for i in 0..<count { halves[i] = Float16(source[i]) }
+        if Int(bitPattern: destination) % 2 == 0 {
+            let halves = destination.assumingMemoryBound(to: Float16.self)
+            for i in 0..<count { halves[i] = Float16(source[i]) }
+        } else {
+            for i in 0..<count { destination.storeBytes(of: Float16(source[i]), toByteOffset: 2 * i, as: Float16.self) }
+        }
     case .bf16:
-        let words = destination.assumingMemoryBound(to: UInt16.self)
-        for i in 0..<count { words[i] = bf16Bits(from: source[i]) }
+        if Int(bitPattern: destination) % 2 == 0 {
+            let words = destination.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<count { words[i] = bf16Bits(from: source[i]) }
+        } else {
+            for i in 0..<count { destination.storeBytes(of: bf16Bits(from: source[i]), toByteOffset: 2 * i, as: UInt16.self) }
+        }
     }
 }

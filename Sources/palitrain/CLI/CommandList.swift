@@ -1,6 +1,11 @@
 /// Every subcommand, in the order `palitrain --help` lists them.
 enum CommandList {
     static let all: [CommandEntry] = [
+        InitCommand.entry,
+        StepCommand.entry,
+        ScoreCommand.entry,
         VersionCommand.entry,
+        CommCheckCommand.entry,
+        BenchAllreduceCommand.entry,
     ]
 }

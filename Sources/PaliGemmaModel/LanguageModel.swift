@@ -1,0 +1,84 @@
+import TensorCore
+
+/// The Gemma decoder stack: decoder blocks then final_norm, over the joint image+text sequence.
+///
+/// Backward runs the blocks in exact reverse order. Layer weights are fetched from the store
+/// per layer, so frozen f16/bf16 weights are expanded to f32 one layer at a time.
+enum LanguageModel {
+    typealias Name = ParameterTable.Name
+
+    struct Cache {
+        var blocks: [BlockCache<DecoderBlock.Cache>]
+        var finalNorm: RMSNorm.Cache
+    }
+
+    /// - x: f32[B, L, D], image tokens then text embeddings
+    /// - Returns: preLogits f32[B, L, D] (after final_norm) and the cache when `keepCache`
+    static func forward(
+        _ input: Tensor, _ context: GemmaAttention.Context, _ store: ParameterStore, keepCache: Bool, rematerialize: Bool
+    ) -> (preLogits: Tensor, cache: Cache?) {
+        var x = input
+        var blockCaches: [BlockCache<DecoderBlock.Cache>] = []
+
+        // 1. decoder blocks
+        for layer in 0..<store.config.llm.depth {
+            let (y, cache) = DecoderBlock.forward(x, DecoderBlock.Parameters(store, layer: layer), context)
+            if keepCache { blockCaches.append(rematerialize ? .input(x) : .stored(cache)) }
+            x = y
+        }
+
+        // 2. final_norm
+        let (preLogits, normCache) = RMSNorm.forward(x, RMSNorm.Parameters(scale: store.weights(Name.finalNorm)))
+        return (preLogits, keepCache ? Cache(blocks: blockCaches, finalNorm: normCache) : nil)
+    }
+
+    /// - dPreLogits: f32[B, L, D]
+    /// - Returns: dx f32[B, L, D] when `needInputGradient` or some block is trainable; the
+    ///   blocks are skipped entirely when neither holds.
+    static func backward(
+        _ dPreLogits: Tensor, _ cache: Cache, _ context: GemmaAttention.Context,
+        _ store: ParameterStore, _ gradients: GradientTable, needInputGradient: Bool
+    ) -> Tensor? {
+        // 2'. final_norm
+        var dx = RMSNorm.backward(
+            dPreLogits, cache.finalNorm, RMSNorm.Parameters(scale: store.weights(Name.finalNorm)),
+            RMSNorm.Gradients(scale: gradients.target(Name.finalNorm)))
+        if !needInputGradient && !store.anyTrainable(prefix: "llm/layers/") { return nil }
+
+        // 1'. decoder blocks, last first
+        for layer in (0..<store.config.llm.depth).reversed() {
+            let parameters = DecoderBlock.Parameters(store, layer: layer)
+            let blockCache: DecoderBlock.Cache
+            switch cache.blocks[layer] {
+            case .stored(let stored): blockCache = stored
+            case .input(let input): blockCache = DecoderBlock.forward(input, parameters, context).1
+            }
+            dx = DecoderBlock.backward(dx, blockCache, parameters, DecoderBlock.Gradients(gradients, layer: layer), context)
+        }
+        return dx
+    }
+}
+
+// MARK: - Checkpoint names → decoder block parameters
+
+extension DecoderBlock.Parameters {
+    init(_ store: ParameterStore, layer: Int) {
+        typealias Name = ParameterTable.Name
+        func w(_ name: String) -> Tensor { store.weights(name, layer: layer) }
+        preAttentionNorm = RMSNorm.Parameters(scale: w(Name.preAttentionNorm))
+        attention = GemmaAttention.Parameters(query: w(Name.qEinsum), keyValue: w(Name.kvEinsum), output: w(Name.attnVecEinsum))
+        preFFWNorm = RMSNorm.Parameters(scale: w(Name.preFFWNorm))
+        mlp = GatedMLP.Parameters(gating: w(Name.gating), linear: w(Name.linear))
+    }
+}
+
+extension DecoderBlock.Gradients {
+    init(_ gradients: GradientTable, layer: Int) {
+        typealias Name = ParameterTable.Name
+        func g(_ name: String) -> GradientSlice? { gradients.target(name, layer: layer) }
+        preAttentionNorm = RMSNorm.Gradients(scale: g(Name.preAttentionNorm))
+        attention = GemmaAttention.Gradients(query: g(Name.qEinsum), keyValue: g(Name.kvEinsum), output: g(Name.attnVecEinsum))
+        preFFWNorm = RMSNorm.Gradients(scale: g(Name.preFFWNorm))
+        mlp = GatedMLP.Gradients(gating: g(Name.gating), linear: g(Name.linear))
+    }
+}

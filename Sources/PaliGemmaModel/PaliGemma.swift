@@ -1,0 +1,258 @@
+import TensorCore
+
+/// PaliGemma-1 on the CPU: forward pass, loss, and backward pass into `gradients`.
+///
+/// Which parameters get gradients is decided by the store's trainable pattern. Frozen towers
+/// cost no weight-gradient GEMMs; when nothing under `img/` is trainable the backward pass
+/// stops at the decoder input, and the vision tower keeps no activations.
+public final class PaliGemma {
+    typealias Name = ParameterTable.Name
+
+    /// Which text positions get logits.
+    public enum LogitRows: Sendable {
+        /// Every text position: logits [B, T, V]. Needed to inspect or decode all positions.
+        case allText
+        /// Only positions whose target is supervised (mask_loss = 1): logits [R, V]. The loss
+        /// and gradients are identical to `allText`, with less work.
+        case supervised
+    }
+
+    /// Which example and text position (0..<T) a logits row belongs to.
+    public struct LogitRow: Sendable, Equatable {
+        public let example: Int
+        public let position: Int
+    }
+
+    /// Results of one pass, plus the intermediate tensors big_vision's golden files hold.
+    public struct Output {
+        /// Mean over examples of each example's masked mean NLL.
+        public let loss: Float
+        /// Per-example loss [B].
+        public let exampleLoss: [Float]
+        /// NLL of each target times mask_loss[:, 1:]: [B, T]; zero on rows without logits.
+        public let tokenNLL: Tensor
+        /// [B, T, V] for `.allText`, [R, V] for `.supervised` (rows listed in `logitRows`).
+        public let logits: Tensor
+        /// The (example, position) of each logits row.
+        public let logitRows: [LogitRow]
+        /// Vision tokens after encoder_norm, before the head: [B, P, D_vit].
+        public let imgEncoded: Tensor
+        /// Image tokens fed to the decoder, after the head: [B, P, D].
+        public let zimg: Tensor
+        /// Decoder output after final_norm, at every position: [B, P+T, D].
+        public let preLogits: Tensor
+        /// The prefix-LM attention mask [B, P+T, P+T] (query, key).
+        public let attentionMask: AttentionMask
+    }
+
+    public let config: PaliGemmaConfig
+    public let parameters: ParameterStore
+    /// Gradients of the trainable parameters, filled by `forwardBackward`.
+    public let gradients: GradientTable
+    /// When true, blocks keep only their input and rerun their forward pass during the backward
+    /// pass: about a third more compute for a fraction of the activation memory.
+    public var rematerialize = false
+    /// Vocabulary rows expanded at a time when the token table is stored as f16/bf16 and frozen.
+    public var vocabularyChunk = 16_384
+
+    public init(parameters: ParameterStore) {
+        self.config = parameters.config
+        self.parameters = parameters
+        self.gradients = GradientTable(for: parameters)
+    }
+
+    /// Loads a model from checkpoint arrays; `trainable` is a regular expression over names.
+    public convenience init(arrays: [String: StoredArray], trainable: String = "^llm/layers/attn/") throws(PaliGemmaError) {
+        self.init(parameters: try ParameterStore(arrays: arrays, trainable: trainable))
+    }
+
+    /// Runs the forward pass and the loss, without gradients.
+    public func forward(_ batch: PaliGemmaBatch, logits rows: LogitRows = .allText) throws(PaliGemmaError) -> Output {
+        try run(batch, rows: rows, training: false, accumulate: false, lossScale: 1)
+    }
+
+    /// Runs the forward pass, the loss and the backward pass.
+    ///
+    /// Gradients of `lossScale`·loss are written to `gradients`: they replace the previous values,
+    /// or are added to them when `accumulate` is true (for gradient accumulation over
+    /// micro-batches, with lossScale = 1/micro-batches).
+    @discardableResult
+    public func forwardBackward(
+        _ batch: PaliGemmaBatch, logits rows: LogitRows = .supervised, accumulate: Bool = false, lossScale: Float = 1
+    ) throws(PaliGemmaError) -> Output {
+        try run(batch, rows: rows, training: true, accumulate: accumulate, lossScale: lossScale)
+    }
+
+    // MARK: - The pass
+
+    private func run(
+        _ batch: PaliGemmaBatch, rows: LogitRows, training: Bool, accumulate: Bool, lossScale: Float
+    ) throws(PaliGemmaError) -> Output {
+        try check(batch)
+        let (B, T, P) = (batch.batchSize, batch.modelTextLength, config.vision.numTokens)
+        let (L, D) = (P + T, config.llm.width)
+        let visionTrainable = parameters.anyTrainable(prefix: "img/")
+        let embeddingTrainable = parameters.isTrainable(Name.embedding)
+        let layout = SequenceLayout(batch: B, imageTokens: P, textTokens: T)
+
+        // 1. vision tower → zimg [B, P, D]
+        let (zimg, imgEncoded, visionCache) = VisionTower.forward(
+            batch.images, parameters, keepCache: training && visionTrainable, rematerialize: rematerialize)
+
+        // 2. text embeddings ·√D → [B·T, D]
+        let inputIDs = batch.inputIDs
+        let ztxt = TokenEmbedding.forward(ids: inputIDs, tokenTable())
+
+        // 3. x = concat(zimg, ztxt) along the sequence → [B, L, D]
+        var x = Tensor(zeros: [B, L, D])
+        Kernels.addRows(zimg, at: layout.imageRows, into: &x)
+        Kernels.addRows(ztxt, at: layout.textRows, into: &x)
+
+        // 4. prefix-LM mask and RoPE positions 0..<L
+        let context = attentionContext(batch, layout)
+
+        // 5. decoder → preLogits [B, L, D]
+        let (preLogits, decoderCache) = LanguageModel.forward(
+            x, context, parameters, keepCache: training, rematerialize: rematerialize)
+
+        // 6. rows that get logits: position P + t predicts text[t + 1]
+        let logitRows = selectLogitRows(batch, rows)
+        let rowIndices = logitRows.map { layout.textRows[$0.example * T + $0.position] }
+        let selected = Kernels.selectRows(preLogits, rowIndices)
+
+        // 7. logits = selected·Eᵀ → [R, V]
+        let head = tiedLogitsParameters()
+        let logits = TiedLogits.forward(selected, head)
+
+        // 8. per-example normalised cross-entropy
+        let targetIDs = batch.targetIDs
+        let targetMask = batch.targetMask
+        let targets = CrossEntropyLoss.Targets(
+            ids: logitRows.map { targetIDs[$0.example * T + $0.position] },
+            example: logitRows.map(\.example),
+            mask: logitRows.map { Float(targetMask[$0.example * T + $0.position]) },
+            batchSize: B)
+        let (loss, lossCache) = CrossEntropyLoss.forward(logits, targets)
+
+        if training {
+            if !accumulate { gradients.zero() }
+
+            // 8'. dLogits of lossScale·loss
+            let dLogits = CrossEntropyLoss.backward(lossCache, scale: lossScale)
+
+            // 7'. tied output projection (the table gets gradient here when trainable)
+            let dSelected = TiedLogits.backward(
+                dLogits, x: selected, head, TiedLogits.Gradients(table: gradients.target(Name.embedding)))
+
+            // 6'. scatter back into the full sequence
+            var dPreLogits = Tensor(zeros: [B, L, D])
+            Kernels.addRows(dSelected, at: rowIndices, into: &dPreLogits)
+
+            // 5'. decoder
+            let dx = LanguageModel.backward(
+                dPreLogits, decoderCache!, context, parameters, gradients,
+                needInputGradient: embeddingTrainable || visionTrainable)
+
+            if let dx {
+                // 2'. token table through the lookup
+                if embeddingTrainable {
+                    let dZtxt = Kernels.selectRows(dx, layout.textRows)
+                    TokenEmbedding.backward(dZtxt, ids: inputIDs, width: D, TokenEmbedding.Gradients(table: gradients.target(Name.embedding)))
+                }
+                // 1'. vision tower
+                if visionTrainable, let visionCache {
+                    let dZimg = Kernels.selectRows(dx, layout.imageRows).reshaped([B, P, D])
+                    VisionTower.backward(dZimg, visionCache, parameters, gradients)
+                }
+            }
+        }
+
+        var tokenNLL = Tensor(zeros: [B, T])
+        for (row, position) in logitRows.enumerated() {
+            tokenNLL[flat: position.example * T + position.position] = loss.rowNLL[row]
+        }
+        return Output(
+            loss: loss.loss, exampleLoss: loss.exampleLoss, tokenNLL: tokenNLL,
+            logits: rows == .allText ? logits.reshaped([B, T, config.llm.vocabSize]) : logits,
+            logitRows: logitRows, imgEncoded: imgEncoded, zimg: zimg, preLogits: preLogits,
+            attentionMask: context.mask)
+    }
+
+    // MARK: - Pieces
+
+    private func check(_ batch: PaliGemmaBatch) throws(PaliGemmaError) {
+        let v = config.vision
+        let expected = [batch.batchSize, v.imageSize, v.imageSize, v.channels]
+        if batch.images.shape != expected {
+            throw .invalidBatch(field: "images", reason: "shape \(batch.images.shape) but this model needs \(expected)")
+        }
+        if let bad = batch.text.first(where: { Int($0) >= config.llm.vocabSize }) {
+            throw .invalidBatch(field: "text", reason: "token id \(bad) is outside the vocabulary of \(config.llm.vocabSize)")
+        }
+    }
+
+    private func attentionContext(_ batch: PaliGemmaBatch, _ layout: SequenceLayout) -> GemmaAttention.Context {
+        let (B, T, P) = (layout.batch, layout.textTokens, layout.imageTokens)
+        let L = P + T
+        var maskAR = [Int32](repeating: 0, count: B * L)
+        var valid: [Bool]? = batch.maskInput == nil ? nil : [Bool](repeating: true, count: B * L)
+        for b in 0..<B {
+            for t in 0..<T {
+                maskAR[b * L + P + t] = batch.maskAR[b * batch.storedTextLength + t]
+                if let maskInput = batch.maskInput { valid![b * L + P + t] = maskInput[b * batch.storedTextLength + t] != 0 }
+            }
+        }
+        let mask = PrefixLMMask.make(maskAR: maskAR, valid: valid, batch: B, length: L)
+        let positions = (0..<B).flatMap { _ in (0..<L).map { Int32($0) } }
+        let rotary = RotaryTable(positions: positions, headDim: config.llm.headDim, base: PaliGemmaConfig.ropeBase)
+        return GemmaAttention.Context(rotary: rotary, mask: mask)
+    }
+
+    private func selectLogitRows(_ batch: PaliGemmaBatch, _ rows: LogitRows) -> [LogitRow] {
+        let T = batch.modelTextLength
+        let mask = batch.targetMask
+        var result: [LogitRow] = []
+        for b in 0..<batch.batchSize {
+            for t in 0..<T where rows == .allText || mask[b * T + t] != 0 {
+                result.append(LogitRow(example: b, position: t))
+            }
+        }
+        return result
+    }
+
+    private func tokenTable() -> TokenEmbedding.Table {
+        if let frozen = parameters.frozenArray(Name.embedding) { return .stored(frozen) }
+        return .float(parameters.weights(Name.embedding))
+    }
+
+    private func tiedLogitsParameters() -> TiedLogits.Parameters {
+        let frozen = parameters.frozenArray(Name.embedding)
+        if frozen == nil || frozen!.isBorrowableAsFloat {
+            return TiedLogits.Parameters(table: parameters.weights(Name.embedding))
+        }
+        let store = parameters
+        return TiedLogits.Parameters(vocabSize: config.llm.vocabSize, chunkSize: vocabularyChunk) {
+            store.weightRows(Name.embedding, $0)
+        }
+    }
+}
+
+/// Row indices of image and text tokens inside the flattened [B·L, D] decoder sequence.
+struct SequenceLayout {
+    let batch: Int
+    let imageTokens: Int
+    let textTokens: Int
+    /// Row of image token p of example b, at index b·P + p.
+    let imageRows: [Int]
+    /// Row of text token t of example b, at index b·T + t.
+    let textRows: [Int]
+
+    init(batch: Int, imageTokens: Int, textTokens: Int) {
+        let L = imageTokens + textTokens
+        self.batch = batch
+        self.imageTokens = imageTokens
+        self.textTokens = textTokens
+        imageRows = (0..<batch).flatMap { b in (0..<imageTokens).map { b * L + $0 } }
+        textRows = (0..<batch).flatMap { b in (0..<textTokens).map { b * L + imageTokens + $0 } }
+    }
+}

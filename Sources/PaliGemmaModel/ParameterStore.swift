@@ -1,0 +1,222 @@
+import TensorCore
+
+/// The parameters of one model, by big_vision name.
+///
+/// Trainable parameters (names matched by the trainable pattern) are held as f32 tensors that
+/// the optimizer updates in place. Frozen parameters stay in their stored dtype, possibly inside
+/// a memory-mapped file, and are expanded to f32 one layer at a time into reusable scratch
+/// buffers when a layer runs. Not thread-safe: one model runs one pass at a time.
+public final class ParameterStore {
+    /// Sizes of the model these parameters belong to.
+    public let config: PaliGemmaConfig
+    /// The regular expression (searched anywhere in the name) that selected the trainable names.
+    public let trainablePattern: String
+    /// Every parameter name, in big_vision's sorted order.
+    public let names: [String]
+
+    private enum Storage {
+        case trainable(Tensor)
+        case frozen(StoredArray)
+    }
+
+    private var storage: [String: Storage]
+    private var specs: [String: ParameterTable.Spec]
+    /// f32 buffers reused for frozen layers that cannot be borrowed as f32.
+    private var scratch: [String: Tensor] = [:]
+
+    /// Takes the arrays of a checkpoint (names with or without `params/`) and infers the config.
+    public convenience init(arrays: [String: StoredArray], trainable pattern: String) throws(PaliGemmaError) {
+        var shapes: [String: [Int]] = [:]
+        for (name, array) in arrays { shapes[name] = array.shape }
+        let config = try PaliGemmaConfig.infer(from: shapes)
+        try self.init(config: config, arrays: arrays, trainable: pattern)
+    }
+
+    /// Takes the arrays of a checkpoint for a known config; shapes must match it exactly.
+    public init(config: PaliGemmaConfig, arrays: [String: StoredArray], trainable pattern: String) throws(PaliGemmaError) {
+        var plain: [String: StoredArray] = [:]
+        for (name, array) in arrays { plain[ParameterTable.stripPrefix(name)] = array }
+        try config.validate(shapes: plain.mapValues(\.shape))
+
+        let regex: Regex<AnyRegexOutput>
+        do {
+            regex = try Regex(pattern)
+        } catch {
+            throw .invalidPattern(pattern: pattern, reason: "\(error)")
+        }
+
+        let specList = ParameterTable.specs(for: config)
+        var storage: [String: Storage] = [:]
+        for spec in specList {
+            let array = plain[spec.name]!
+            let isTrainable = (try? regex.firstMatch(in: spec.name)) != nil
+            // Trainable values are copied into owned f32 memory because the optimizer writes them.
+            storage[spec.name] = isTrainable ? .trainable(array.toTensor().ownedCopy()) : .frozen(array)
+        }
+        self.config = config
+        self.trainablePattern = pattern
+        self.names = specList.map(\.name)
+        self.storage = storage
+        self.specs = Dictionary(uniqueKeysWithValues: specList.map { ($0.name, $0) })
+    }
+
+    // MARK: - Queries
+
+    /// Whether `name` is updated by training.
+    public func isTrainable(_ name: String) -> Bool {
+        if case .trainable = entry(name) { return true }
+        return false
+    }
+
+    /// Trainable names in big_vision order.
+    public var trainableNames: [String] { names.filter(isTrainable) }
+
+    /// True if any name with this prefix is trainable (e.g. "img/").
+    public func anyTrainable(prefix: String) -> Bool {
+        names.contains { $0.hasPrefix(prefix) && isTrainable($0) }
+    }
+
+    /// Shape of `name`.
+    public func shape(of name: String) -> [Int] { spec(name).shape }
+
+    /// The dtype `name` is held in: f32 for trainable parameters, the stored dtype otherwise.
+    public func dtype(of name: String) -> DType {
+        switch entry(name) {
+        case .trainable: return .f32
+        case .frozen(let array): return array.dtype
+        }
+    }
+
+    /// The array as stored: frozen ones as loaded, trainable ones as an f32 copy of the values.
+    public func storedArray(_ name: String) -> StoredArray {
+        switch entry(name) {
+        case .trainable(let tensor): return StoredArray(tensor, dtype: .f32)
+        case .frozen(let array): return array
+        }
+    }
+
+    /// The whole array as f32 (a copy or conversion for frozen arrays that are not f32).
+    public func values(_ name: String) -> Tensor {
+        switch entry(name) {
+        case .trainable(let tensor): return tensor
+        case .frozen(let array): return array.toTensor()
+        }
+    }
+
+    /// Calls `body` with the writable f32 values of a trainable parameter (for the optimizer).
+    public func withMutableValues<R>(_ name: String, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        guard case .trainable(var tensor) = entry(name) else {
+            fatalError("ParameterStore.withMutableValues: '\(name)' is frozen; only trainable parameters can be updated")
+        }
+        // Drop the dictionary's reference so that the write happens in place, not on a copy.
+        storage[name] = nil
+        defer { storage[name] = .trainable(tensor) }
+        return try tensor.withUnsafeMutableBufferPointer(body)
+    }
+
+    /// Applies one plain SGD step, p ← p − rate·g, to every trainable parameter.
+    public func applySGD(_ gradients: GradientTable, learningRate rate: Float) {
+        for name in trainableNames {
+            guard let gradient = gradients[name] else { continue }
+            withMutableValues(name) { values in
+                gradient.withUnsafeBufferPointer { g in
+                    for i in 0..<values.count { values[i] -= rate * g[i] }
+                }
+            }
+        }
+    }
+
+    // MARK: - Layer access for the model
+
+    /// f32 values of `name`, or of its layer `layer` when the array is stacked.
+    ///
+    /// Trainable and aligned f32 arrays are returned without a copy. Others are converted into a
+    /// scratch buffer that is reused by the next call for the same name, so callers should not
+    /// keep the result beyond the layer that uses it (if they do, it is copied, not corrupted).
+    func weights(_ name: String, layer: Int? = nil) -> Tensor {
+        switch entry(name) {
+        case .trainable(let tensor):
+            return layer.map { tensor.slice($0) } ?? tensor
+        case .frozen(let array):
+            let part = layer.map { array.slice($0) } ?? array
+            return expandFrozen(part, scratchKey: name)
+        }
+    }
+
+    /// f32 rows `range` of the 2-D array `name` (a slice of the token table for the logits).
+    func weightRows(_ name: String, _ range: Range<Int>) -> Tensor {
+        switch entry(name) {
+        case .trainable(let tensor):
+            return tensor.rows(range)
+        case .frozen(let array):
+            return expandFrozen(array.rows(range), scratchKey: name + "#rows")
+        }
+    }
+
+    /// The stored array of a frozen parameter, or nil when it is trainable.
+    func frozenArray(_ name: String) -> StoredArray? {
+        if case .frozen(let array) = entry(name) { return array }
+        return nil
+    }
+
+    private func expandFrozen(_ array: StoredArray, scratchKey: String) -> Tensor {
+        if array.isBorrowableAsFloat { return array.toTensor() }
+        // Take the buffer out of the dictionary so that it is uniquely referenced while written.
+        var buffer = scratch.removeValue(forKey: scratchKey) ?? Tensor(zeros: [0])
+        array.expand(into: &buffer)
+        scratch[scratchKey] = buffer
+        return buffer
+    }
+
+    private func entry(_ name: String) -> Storage {
+        guard let entry = storage[name] else {
+            fatalError("ParameterStore: no parameter named '\(name)'")
+        }
+        return entry
+    }
+
+    private func spec(_ name: String) -> ParameterTable.Spec {
+        guard let spec = specs[name] else { fatalError("ParameterStore: no parameter named '\(name)'") }
+        return spec
+    }
+}
+
+extension Tensor {
+    /// A copy in freshly allocated memory (never borrowed, never shared).
+    func ownedCopy() -> Tensor {
+        var copy = Tensor(uninitialized: shape)
+        withUnsafeBufferPointer { source in
+            copy.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: source.baseAddress!, count: count) }
+        }
+        return copy
+    }
+}
+
+/// Gradient buffers of the trainable parameters, by name.
+public final class GradientTable {
+    /// Trainable names in big_vision order.
+    public let names: [String]
+    private let buffers: [String: GradientBuffer]
+
+    /// Creates zeroed buffers for every trainable parameter of `store`.
+    public init(for store: ParameterStore) {
+        names = store.trainableNames
+        var buffers: [String: GradientBuffer] = [:]
+        for name in names { buffers[name] = GradientBuffer(zeros: store.shape(of: name)) }
+        self.buffers = buffers
+    }
+
+    /// The gradient of `name`, or nil when the parameter is frozen.
+    public subscript(name: String) -> GradientBuffer? { buffers[name] }
+
+    /// Sets every gradient to zero.
+    public func zero() {
+        for buffer in buffers.values { buffer.zero() }
+    }
+
+    /// Accumulation target for `name` (its layer `layer` when stacked), or nil when frozen.
+    func target(_ name: String, layer: Int? = nil) -> GradientSlice? {
+        guard let buffer = buffers[name] else { return nil }
+        return layer.map { buffer.slice($0) } ?? buffer.whole
+    }
+}

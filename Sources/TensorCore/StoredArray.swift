@@ -1,0 +1,145 @@
+/// A parameter array kept in its stored dtype (f32, f16 or bf16).
+///
+/// The bytes are either owned by this value or borrowed from an `owner` object, such as a
+/// memory-mapped checkpoint file, that is kept alive as long as any `StoredArray` refers to it.
+/// Compute is f32, so layers call `toTensor()` or `expand(into:)` just before they need the
+/// values: f32 data that is 4-byte aligned is borrowed without a copy, anything else is
+/// converted into an f32 buffer.
+public struct StoredArray: @unchecked Sendable {
+    /// Element type of the stored bytes.
+    public let dtype: DType
+    /// Extent of each axis, outermost first.
+    public let shape: [Int]
+    /// Number of elements.
+    public let count: Int
+
+    private let bytes: UnsafeRawBufferPointer
+    private let owner: AnyObject
+
+    /// Wraps `bytes` (row-major, little-endian) without copying; `owner` keeps them valid.
+    public init(dtype: DType, shape: [Int], unsafeBytes bytes: UnsafeRawBufferPointer, owner: AnyObject) throws(TensorCoreError) {
+        let count = Tensor.elementCount(shape)
+        if bytes.count != count * dtype.byteSize {
+            throw .byteCountMismatch(shape: shape, dtype: dtype, expected: count * dtype.byteSize, found: bytes.count)
+        }
+        self.dtype = dtype
+        self.shape = shape
+        self.count = count
+        self.bytes = bytes
+        self.owner = owner
+    }
+
+    /// Copies raw little-endian bytes into an array that owns them.
+    public init(dtype: DType, shape: [Int], bytes source: [UInt8]) throws(TensorCoreError) {
+        let count = Tensor.elementCount(shape)
+        if source.count != count * dtype.byteSize {
+            throw .byteCountMismatch(shape: shape, dtype: dtype, expected: count * dtype.byteSize, found: source.count)
+        }
+        let buffer = OwnedBytes(byteCount: source.count)
+        source.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        self.dtype = dtype
+        self.shape = shape
+        self.count = count
+        self.bytes = UnsafeRawBufferPointer(start: buffer.pointer, count: source.count)
+        self.owner = buffer
+    }
+
+    /// Stores `tensor` as `dtype` (rounding to nearest even for f16 and bf16).
+    public init(_ tensor: Tensor, dtype: DType) {
+        let buffer = OwnedBytes(byteCount: tensor.count * dtype.byteSize)
+        convertFromFloat(tensor.pointer, count: tensor.count, to: dtype, into: buffer.pointer)
+        self.dtype = dtype
+        self.shape = tensor.shape
+        self.count = tensor.count
+        self.bytes = UnsafeRawBufferPointer(start: buffer.pointer, count: tensor.count * dtype.byteSize)
+        self.owner = buffer
+    }
+
+    private init(dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, owner: AnyObject) {
+        self.dtype = dtype
+        self.shape = shape
+        self.count = Tensor.elementCount(shape)
+        self.bytes = bytes
+        self.owner = owner
+    }
+
+    // MARK: - Slicing
+
+    /// Returns element `index` of the leading axis, without copying.
+    public func slice(_ index: Int) -> StoredArray {
+        if shape.isEmpty || index < 0 || index >= shape[0] {
+            fatalError("StoredArray.slice: index \(index) out of range for shape \(shape)")
+        }
+        let inner = Array(shape.dropFirst())
+        let byteStride = Tensor.elementCount(inner) * dtype.byteSize
+        let start = bytes.baseAddress! + index * byteStride
+        return StoredArray(dtype: dtype, shape: inner, bytes: UnsafeRawBufferPointer(start: start, count: byteStride), owner: owner)
+    }
+
+    /// Returns a range of the leading axis, without copying.
+    public func rows(_ range: Range<Int>) -> StoredArray {
+        if shape.isEmpty || range.lowerBound < 0 || range.upperBound > shape[0] {
+            fatalError("StoredArray.rows: range \(range) out of range for shape \(shape)")
+        }
+        var newShape = shape
+        newShape[0] = range.count
+        let rowBytes = Tensor.elementCount(Array(shape.dropFirst())) * dtype.byteSize
+        let start = bytes.baseAddress! + range.lowerBound * rowBytes
+        return StoredArray(dtype: dtype, shape: newShape, bytes: UnsafeRawBufferPointer(start: start, count: range.count * rowBytes), owner: owner)
+    }
+
+    // MARK: - Expansion to f32
+
+    /// True when the values can be used as f32 in place, without conversion or copy.
+    public var isBorrowableAsFloat: Bool {
+        dtype == .f32 && Int(bitPattern: bytes.baseAddress) % MemoryLayout<Float>.alignment == 0
+    }
+
+    /// Returns the values as an f32 tensor: borrowed when `isBorrowableAsFloat`, else converted.
+    public func toTensor() -> Tensor {
+        if isBorrowableAsFloat {
+            let floats = bytes.assumingMemoryBound(to: Float.self)
+            return Tensor(unsafeBorrowing: floats, shape: shape, owner: owner)
+        }
+        var tensor = Tensor(uninitialized: shape)
+        convertToFloat(bytes.baseAddress!, dtype: dtype, count: count, into: tensor.mutablePointer())
+        return tensor
+    }
+
+    /// Converts the values to f32 into `scratch`, reusing its buffer when the shape matches and
+    /// nobody else holds it; otherwise `scratch` is replaced by a new tensor.
+    public func expand(into scratch: inout Tensor) {
+        if scratch.shape != shape { scratch = Tensor(uninitialized: shape) }
+        convertToFloat(bytes.baseAddress!, dtype: dtype, count: count, into: scratch.mutablePointer())
+    }
+
+    /// Calls `body` with the stored bytes; the pointer is valid only inside `body`.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(owner) { try body(bytes) }
+    }
+}
+
+/// A heap byte buffer that frees itself.
+final class OwnedBytes {
+    let pointer: UnsafeMutableRawPointer
+
+    init(byteCount: Int) {
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, byteCount), alignment: 64)
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// Errors raised by TensorCore when data handed to it does not match its description.
+public enum TensorCoreError: Error, CustomStringConvertible, Equatable {
+    /// A raw byte buffer is not the size that its shape and dtype need.
+    case byteCountMismatch(shape: [Int], dtype: DType, expected: Int, found: Int)
+
+    public var description: String {
+        switch self {
+        case .byteCountMismatch(let shape, let dtype, let expected, let found):
+            return "array of shape \(shape) and dtype \(dtype) needs \(expected) bytes, but \(found) were given; "
+                + "check that the dtype and shape were read from the same array header as the data"
+        }
+    }
+}

@@ -1,0 +1,94 @@
+@testable import PaliGemmaModel
+import TensorCore
+import XCTest
+
+/// Model-level behaviour on the golden batch: equivalences between modes of the same pass.
+final class ModelTests: XCTestCase {
+    private func gradients(_ model: PaliGemma) -> [String: [Float]] {
+        var result: [String: [Float]] = [:]
+        for name in model.gradients.names { result[name] = model.gradients[name]!.snapshot().scalars }
+        return result
+    }
+
+    func testSupervisedRowsGiveSameLossAndGradientsAsAllRows() throws {
+        let batch = try Golden.batch()
+        let model = try Golden.model(trainable: "^llm/")
+        let all = try model.forwardBackward(batch, logits: .allText)
+        let allGradients = gradients(model)
+        let supervised = try model.forwardBackward(batch, logits: .supervised)
+        XCTAssertEqual(supervised.logits.shape, [10, 1300], "5 suffix tokens + EOS and 3 + EOS")
+        XCTAssertEqual(supervised.loss, all.loss, accuracy: 1e-6)
+        for (name, values) in gradients(model) {
+            assertClose(values, allGradients[name]!, tolerance: 1e-7, name)
+        }
+    }
+
+    func testRematerializationGivesSameGradients() throws {
+        let batch = try Golden.batch()
+        let model = try Golden.model(trainable: ".*")
+        try model.forwardBackward(batch)
+        let stored = gradients(model)
+        model.rematerialize = true
+        try model.forwardBackward(batch)
+        for (name, values) in gradients(model) {
+            assertClose(values, stored[name]!, tolerance: 0, name)
+        }
+    }
+
+    func testAccumulateAddsAndLossScaleScales() throws {
+        let batch = try Golden.batch()
+        let model = try Golden.model(trainable: "^llm/layers/attn/|^img/head/")
+        try model.forwardBackward(batch)
+        let once = gradients(model)
+        try model.forwardBackward(batch, accumulate: true, lossScale: 0.5)
+        for (name, values) in gradients(model) {
+            assertClose(values, once[name]!.map { $0 * 1.5 }, tolerance: 1e-6, name)
+        }
+        try model.forwardBackward(batch)
+        for (name, values) in gradients(model) {
+            assertClose(values, once[name]!, tolerance: 0, "\(name) after a fresh pass")
+        }
+    }
+
+    func testFrozenTowersGetNoGradientBuffers() throws {
+        let model = try Golden.model(trainable: "^llm/layers/attn/")
+        XCTAssertNil(model.gradients["img/head/kernel"])
+        XCTAssertNil(model.gradients["llm/embedder/input_embedding"])
+        XCTAssertFalse(model.parameters.anyTrainable(prefix: "img/"))
+        XCTAssertEqual(model.parameters.dtype(of: "img/head/kernel"), .f32)
+    }
+
+    func testPrefixMaskFollowsCumulativeMaskAR() {
+        // Two prefix tokens (0, 0), then two causal tokens (1, 1); the last position is padding.
+        let mask = PrefixLMMask.make(maskAR: [0, 0, 1, 1, 1], valid: [true, true, true, true, false], batch: 1, length: 5)
+        let expected: [[Bool]] = [
+            [true, true, false, false, false],
+            [true, true, false, false, false],
+            [true, true, true, false, false],
+            [true, true, true, true, false],
+            [false, false, false, false, false],
+        ]
+        for i in 0..<5 {
+            for j in 0..<5 {
+                XCTAssertEqual(mask.isAllowed(example: 0, query: i, key: j), expected[i][j], "query \(i) key \(j)")
+            }
+        }
+    }
+
+    func testBatchValidationNamesTheField() throws {
+        let images = Tensor(zeros: [2, 28, 28, 3])
+        XCTAssertThrowsError(try PaliGemmaBatch(images: images, text: [2, 5, 1], maskAR: [0, 0, 1], maskLoss: [0, 1, 1])) { error in
+            XCTAssertTrue("\(error)".contains("'text'"), "\(error)")
+        }
+        XCTAssertThrowsError(try PaliGemmaBatch(images: images, text: [2, 5, 2, 5], maskAR: [0, 2, 0, 0], maskLoss: [0, 1, 0, 1])) { error in
+            XCTAssertEqual(error as? PaliGemmaError, .invalidBatch(field: "maskAR", reason: "values must be 0 or 1, found 2"))
+        }
+        let model = try Golden.model(trainable: "^$")
+        let outside = try PaliGemmaBatch(images: images, text: [2, 1300, 2, 5], maskAR: [0, 1, 0, 1], maskLoss: [0, 1, 0, 1])
+        XCTAssertThrowsError(try model.forward(outside)) { error in
+            XCTAssertTrue("\(error)".contains("1300"), "\(error)")
+        }
+        let wrongSize = try PaliGemmaBatch(images: Tensor(zeros: [2, 14, 14, 3]), text: [2, 5, 2, 5], maskAR: [0, 1, 0, 1], maskLoss: [0, 1, 0, 1])
+        XCTAssertThrowsError(try model.forward(wrongSize))
+    }
+}

@@ -1,0 +1,57 @@
+import TensorCore
+import XCTest
+
+/// The threaded kernels must give the same values with one thread as with several.
+final class ThreadingTests: XCTestCase {
+    override func tearDown() {
+        Threading.setThreadCount(0)
+    }
+
+    private func run(threads: Int, _ body: () -> [Tensor]) -> [Tensor] {
+        Threading.setThreadCount(threads)
+        return body()
+    }
+
+    func testKernelsAgreeAcrossThreadCounts() {
+        var random = TestRandom(seed: 5)
+        let x = random.tensor([300, 257])
+        let dy = random.tensor([300, 257])
+        let scale = random.tensor([257])
+        let bias = random.tensor([257])
+        let table = RotaryTable(positions: (0..<300).map { Int32($0) }, headDim: 8)
+        let rotary = random.tensor([300, 4, 8])
+
+        let compute: () -> [Tensor] = {
+            let gelu = Kernels.geluTanh(x)
+            let gated = Kernels.gatedGELU(gate: x, up: dy)
+            let (layerNormed, mean, rstd) = Kernels.layerNorm(x, scale: scale, bias: bias, epsilon: 1e-6)
+            let dScale = GradientBuffer(zeros: [257])
+            let dBias = GradientBuffer(zeros: [257])
+            let dx = Kernels.layerNormBackward(dy, x: x, mean: mean, rstd: rstd, scale: scale,
+                                               dScale: dScale.whole, dBias: dBias.whole)
+            let (rmsNormed, _) = Kernels.rmsNorm(x, scale: scale, epsilon: 1e-6)
+            var rotated = rotary
+            Kernels.applyRotary(&rotated, table: table, heads: 4)
+            var broadcast = x
+            Kernels.addBroadcast(&broadcast, bias)
+            return [gelu, gated, layerNormed, dx, dScale.snapshot(), dBias.snapshot(), rmsNormed, rotated, broadcast]
+        }
+        let serial = run(threads: 1, compute)
+        let threaded = run(threads: 4, compute)
+        for (index, (a, b)) in zip(serial, threaded).enumerated() {
+            XCTAssertEqual(a.scalars, b.scalars, "output \(index) differs between 1 and 4 threads")
+        }
+    }
+
+    func testParallelForCoversEveryIndexOnce() {
+        Threading.setThreadCount(3)
+        var hits = [Int](repeating: 0, count: 100_003)
+        hits.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            Threading.parallelFor(buffer.count, minimumChunk: 1000) { range in
+                for i in range { base[i] += 1 }
+            }
+        }
+        XCTAssertEqual(Set(hits), [1])
+    }
+}
