@@ -1,6 +1,7 @@
 /// Every subcommand, in the order `palitrain --help` lists them.
 enum CommandList {
     static let all: [CommandEntry] = [
+        MakeDemoDataCommand.entry,
         InitCommand.entry,
         StepCommand.entry,
         ScoreCommand.entry,
