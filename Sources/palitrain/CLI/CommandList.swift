@@ -2,5 +2,6 @@
 enum CommandList {
     static let all: [CommandEntry] = [
         VersionCommand.entry,
+        ValidateCommand.entry,
     ]
 }
