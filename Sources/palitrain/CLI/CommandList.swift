@@ -2,6 +2,7 @@
 enum CommandList {
     static let all: [CommandEntry] = [
         MakeDemoDataCommand.entry,
+        ValidateCommand.entry,
         InitCommand.entry,
         StepCommand.entry,
         ScoreCommand.entry,
