@@ -4,6 +4,7 @@ enum CommandList {
         MakeDemoDataCommand.entry,
         ValidateCommand.entry,
         InitCommand.entry,
+        TrainCommand.entry,
         StepCommand.entry,
         ScoreCommand.entry,
         VersionCommand.entry,

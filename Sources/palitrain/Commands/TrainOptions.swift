@@ -30,7 +30,7 @@ enum TrainOptions {
         .value("trainable", "REGEX", default: "^llm/layers/attn/", help: "parameters whose big_vision name matches train; the rest stay frozen"),
 
         .value("seed", "N", default: "0", help: "seed of the data order"),
-        .value("max-len", "N", default: "128", help: "text tokens per example: BOS, prefix, separator, suffix and EOS"),
+        .value("max-len", "N", default: "128", help: "model text length L as in big_vision (BOS, prefix, separator, suffix and EOS fill at most L + 1 tokens)"),
         .flag("skip-bad-records", help: "skip invalid records and report them instead of stopping"),
 
         .value("grad-compression", "zstd-fp16|fp16|none", default: "zstd-fp16", help: "encoding of gradients in the all-reduce"),
