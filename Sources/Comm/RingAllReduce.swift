@@ -18,7 +18,7 @@ public struct RingChunks: Sendable {
     }
 }
 
-/// What one ring all-reduce of one bucket sent.
+/// Bytes sent by one rank in the ring all-reduce of one bucket.
 struct RingTraffic {
     /// Bytes of all frames this rank sent, headers included.
     var bytesSent = 0
@@ -124,7 +124,7 @@ final class RingAllReduce {
         }
 
         // 2. The owner encodes its final chunk once and adopts the decoded bytes itself, so
-        //    that it holds exactly what the other ranks will decode.
+        //    that it keeps exactly the values the other ranks will decode.
         let ownChunk = wrap(rank + 1)
         let ownRange = chunks.range(ownChunk)
         var forward = try codec.encode(

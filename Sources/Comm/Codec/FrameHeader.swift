@@ -76,7 +76,7 @@ public struct FrameHeader: Equatable, Sendable {
         self.payloadChecksum = payloadChecksum
     }
 
-    /// Reads a header from the first 40 bytes of `bytes`; the caller checks the length.
+    /// Reads a header from the first 40 bytes of `bytes`. The caller checks the length.
     init(reading bytes: UnsafeRawBufferPointer) {
         func load<T: FixedWidthInteger>(_ offset: Int, _ type: T.Type) -> T {
             T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))

@@ -19,7 +19,7 @@ struct CommCheckCommand: Command {
             help: "none, corrupt-frame (the injecting rank damages its first ring frame) or die-at N (it kills itself with SIGKILL at its N-th ring message; also die-at:N)"
         ),
         .value("inject-rank", "RANK", default: "1", help: "the rank that injects the fault"),
-        .value("comm-timeout", "SECONDS", default: "300", help: "longest wait for another rank before giving up (CommLimits.waitTimeout)"),
+        .value("comm-timeout", "SECONDS", default: "300", help: "maximum wait for another rank, in seconds, before the rank fails (CommLimits.waitTimeout)"),
         .value("seed", "N", default: "1", help: "seed of the synthetic gradients"),
     ]
 
