@@ -115,7 +115,7 @@ public struct FrameHeader: Equatable, Sendable {
     }
 }
 
-/// What a receiver knows a frame must contain: every header field is checked against it.
+/// The header values a receiver expects in a frame. Every header field is checked against it.
 public struct FrameExpectation: Sendable {
     /// The sending rank, named in errors.
     public var peer: Int

@@ -73,7 +73,7 @@ enum HalfPacking {
     }
 }
 
-/// Whether any of `count` floats is infinite or NaN.
+/// Returns whether any of `count` floats is infinite or NaN.
 func containsNonFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
     var maxExponent: UInt32 = 0
     for i in 0..<count {
