@@ -21,8 +21,8 @@ struct TrainCommand: Command {
         let settings = try TrainOptions.settings(from: arguments)
         StopSignal.install()
 
-        // 2. Ranks. Waits sleep between polls and give up after --peer-timeout seconds.
-        let communicator = try MPICommunicator.initialize(limits: CommLimits(waitTimeout: settings.peerTimeout))
+        // 2. Ranks. Waits sleep between polls and give up after --comm-timeout seconds.
+        let communicator = try MPICommunicator.initialize(limits: CommLimits(waitTimeout: settings.commTimeout))
         let isRoot = communicator.rank == 0
         let log: (String) -> Void = { line in
             if isRoot {

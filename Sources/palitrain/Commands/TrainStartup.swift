@@ -15,7 +15,7 @@ extension TrainCommand {
             ("max-grad-norm", "\(s.maxGradNorm)"), ("trainable", s.trainable), ("seed", "\(s.seed)"), ("max-len", "\(s.maxLength)"),
             ("skip-bad-records", "\(s.skipBadRecords)"), ("grad-compression", s.gradientCompression), ("on-overflow", s.onOverflow),
             ("compute", s.compute), ("threads", "\(s.threads)"), ("check-replicas-every", "\(s.checkReplicasEvery)"),
-            ("peer-timeout", "\(s.peerTimeout)"), ("eval-every", "\(s.evalEvery)"), ("max-new-tokens", "\(s.maxNewTokens)"),
+            ("comm-timeout", "\(s.commTimeout)"), ("eval-every", "\(s.evalEvery)"), ("max-new-tokens", "\(s.maxNewTokens)"),
             ("eval-batch-size", "\(s.evalBatchSize)"), ("gallery-size", "\(s.gallerySize)"), ("save-every", "\(s.saveEvery)"),
             ("keep-last", "\(s.keepLast)"), ("resume", s.resume),
         ]
