@@ -85,9 +85,10 @@ public final class Trainer {
             }
 
             // Every rank stops at the same step: a signal seen by any rank stops all of them.
-            let stop = try communicator.allReduce([StopSignal.isRequested ? 1 : 0], operation: .max)[0] > 0
+            let requested = StopSignal.isRequested || settings.stopAfter == step
+            let stop = try communicator.allReduce([requested ? 1 : 0], operation: .max)[0] > 0
             if stop && !isLast {
-                if isRoot { log("[train] stop requested by a signal after step \(step); writing a checkpoint and exiting") }
+                if isRoot { log("[train] stop requested after step \(step); writing a checkpoint and exiting") }
                 try save(step: step)
                 return false
             }

@@ -47,6 +47,7 @@ enum TrainOptions {
         .value("save-every", "N", default: "0", help: "steps between checkpoints; 0 saves only at the end"),
         .value("keep-last", "K", default: "3", help: "checkpoints kept besides the best one"),
         .value("resume", "auto|none|PATH", default: "none", help: "auto resumes from OUTPUT/checkpoints/latest when it exists"),
+        .value("stop-after", "STEP", help: "stop after this step as on SIGTERM: write a checkpoint and exit 0 (to rehearse preemption)"),
     ]
 
     /// Applies a `--config` JSON object under the flags given on the command line.
@@ -146,6 +147,9 @@ enum TrainOptions {
         s.saveEvery = try nonNegativeInt("save-every", arguments)
         s.keepLast = try positive("keep-last", arguments)
         s.resume = arguments.string("resume") ?? "none"
+        if arguments.string("stop-after") != nil {
+            s.stopAfter = try positive("stop-after", arguments)
+        }
         return s
     }
 
