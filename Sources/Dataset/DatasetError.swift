@@ -5,7 +5,7 @@ public enum DatasetError: Error, CustomStringConvertible {
     case ambiguousLayout(directory: String, roboflow: String, perSplit: String)
     case fileNotReadable(path: String, reason: String)
     case missingSplit(name: String, available: [String])
-    /// Records with errors, and training was not told to skip them.
+    /// Records with errors, and skipping them was not requested.
     case badRecords(errorCount: Int, listed: [RecordProblem])
     /// A split has no usable record left.
     case noUsableRecords(split: String, file: String, skipped: Int)

@@ -6,7 +6,7 @@
 /// global step. The incomplete last batch of an epoch is dropped; the next epoch's permutation
 /// reshuffles every example, so none is left out for good.
 public struct EpochOrder: Sendable, Equatable {
-    /// How a rank takes its part of a global batch of G = B·n examples.
+    /// The part of a global batch of G = B·n examples that each rank takes.
     public enum Sharding: String, Sendable, Codable {
         /// Rank r takes positions r·B ..< (r+1)·B.
         case contiguous
@@ -35,7 +35,8 @@ public struct EpochOrder: Sendable, Equatable {
     /// Full global batches per epoch.
     public var stepsPerEpoch: Int { exampleCount / globalBatch }
 
-    /// A permutation of 0..<exampleCount, the same for the same seed and epoch on every machine.
+    /// Returns a permutation of 0..<exampleCount, the same for the same seed and epoch on every
+    /// machine.
     public func permutation(epoch: Int) -> [Int] {
         var generator = SplitMix64(seed: seed ^ (UInt64(truncatingIfNeeded: epoch) &* 0x9E37_79B9_7F4A_7C15))
         var order = Array(0..<exampleCount)
@@ -47,13 +48,14 @@ public struct EpochOrder: Sendable, Equatable {
         return order
     }
 
-    /// Example indices of the whole global batch at `step` of `epoch`: `[G]`.
+    /// Returns the example indices of the whole global batch at `step` of `epoch`: `[G]`.
     public func globalBatchIndices(epoch: Int, step: Int, permutation: [Int]? = nil) -> [Int] {
         let order = permutation ?? self.permutation(epoch: epoch)
         return Array(order[(step * globalBatch)..<((step + 1) * globalBatch)])
     }
 
-    /// Positions within the global batch that `rank` of `worldSize` takes: `[G / worldSize]`.
+    /// Returns the positions within the global batch that `rank` of `worldSize` takes:
+    /// `[G / worldSize]`.
     public static func positions(rank: Int, worldSize: Int, globalBatch: Int, sharding: Sharding) -> [Int] {
         let local = globalBatch / worldSize
         switch sharding {
@@ -80,7 +82,7 @@ struct SplitMix64 {
         return z ^ (z >> 31)
     }
 
-    /// A uniform value in 0..<bound, by rejection so that no value is favoured.
+    /// Returns a uniform value in 0..<bound, by rejection so that no value is favoured.
     mutating func next(below bound: UInt64) -> UInt64 {
         let limit = UInt64.max - UInt64.max % bound
         while true {

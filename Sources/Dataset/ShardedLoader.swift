@@ -67,8 +67,8 @@ public final class ShardedLoader: Sendable {
             start = BatchPosition(epoch: cursor.epoch, step: cursor.step)
         }
 
-        // The thread holds the queue and the producer, never the loader, so dropping the
-        // loader runs deinit, which stops the thread.
+        // The thread references only the queue and the producer, never the loader, so
+        // releasing the loader runs deinit, which stops the thread.
         let queue = BatchQueue(capacity: self.prefetch, start: start, stepsPerEpoch: order.stepsPerEpoch)
         self.queue = queue
         let producer = BatchProducer(
@@ -87,7 +87,7 @@ public final class ShardedLoader: Sendable {
     public var stepsPerEpoch: Int { order.stepsPerEpoch }
     public var localBatchSize: Int { order.globalBatch / worldSize }
 
-    /// Where the next `next()` call continues; save it with a checkpoint.
+    /// The position the next `next()` call continues from; save it with a checkpoint.
     public var cursor: LoaderCursor {
         let position = queue.consumed
         return LoaderCursor(
@@ -98,8 +98,8 @@ public final class ShardedLoader: Sendable {
     /// Batches prepared and waiting (at most `prefetch`).
     public var bufferedCount: Int { queue.count }
 
-    /// The next batch of this rank, waiting for the loader thread if needed. A failure to
-    /// prepare an example is thrown here, naming the record.
+    /// Returns the next batch of this rank, waiting for the loader thread if needed. Throws
+    /// the error of an example that failed to prepare, naming its record.
     public func next() throws -> Batch {
         try queue.pop()
     }

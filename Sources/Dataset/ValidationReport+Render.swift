@@ -1,8 +1,8 @@
 import Foundation
 
 extension ValidationReport {
-    /// The report as `palitrain validate` prints it: sources, problems (errors first, at most
-    /// `limits.maxProblemsListed` of each severity), statistics and the verdict.
+    /// Formats the report as `palitrain validate` prints it: sources, problems (errors first,
+    /// at most `limits.maxProblemsListed` of each severity), statistics and the verdict.
     public func render() -> String {
         var lines: [String] = []
         let maxListed = options.limits.maxProblemsListed

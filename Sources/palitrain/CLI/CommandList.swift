@@ -3,5 +3,6 @@ enum CommandList {
     static let all: [CommandEntry] = [
         VersionCommand.entry,
         ValidateCommand.entry,
+        BenchDataCommand.entry,
     ]
 }
