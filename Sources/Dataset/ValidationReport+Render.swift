@@ -10,7 +10,8 @@ extension ValidationReport {
         // 1. What was read.
         lines.append("dataset: \(source.boundary) (\(source.layout.rawValue))")
         for split in splits {
-            lines.append("  \(split.split.name): \(split.split.annotations): \(split.recordCount) records, "
+            let noun = split.recordCount == 1 ? "record" : "records"
+            lines.append("  \(split.split.name): \(split.split.annotations): \(split.recordCount) \(noun), "
                 + "\(usableExamples(split: split.split.name).count) usable")
         }
         if let tokenizer = options.tokenizer {
