@@ -10,5 +10,6 @@ enum CommandList {
         VersionCommand.entry,
         CommCheckCommand.entry,
         BenchAllreduceCommand.entry,
+        BenchDataCommand.entry,
     ]
 }
