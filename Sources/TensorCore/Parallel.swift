@@ -10,10 +10,10 @@ import Synchronization
 /// The default is the number of online processors. With several MPI ranks on one machine, set
 /// it to cores / ranks-per-machine so that ranks do not oversubscribe the cores.
 ///
-/// OpenBLAS itself always runs single-threaded: TensorCore splits large matrix products across
-/// threads itself. OpenBLAS's own worker threads spin while they wait for work, which steals
-/// cores from the elementwise kernels that run between two products; one level of threading,
-/// owned here, avoids that. Work started inside a `parallelFor` chunk runs inline on that
+/// OpenBLAS itself always runs single-threaded, and TensorCore splits large matrix products
+/// across threads itself. OpenBLAS's own worker threads spin while they wait for work, so they
+/// steal cores from the elementwise kernels that run between two products. One level of
+/// threading, owned here, avoids that. Work started inside a `parallelFor` chunk runs inline on that
 /// chunk's thread, so nested kernels never multiply the thread count.
 public enum Threading {
     private static let configuredCount = Atomic<Int>(0)

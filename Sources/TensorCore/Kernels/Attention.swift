@@ -1,6 +1,6 @@
 import Foundation
 
-/// Which keys each query may attend to, per example: `allowed[b][i][j]` for query i, key j.
+/// The keys each query may attend to, per example: `allowed[b][i][j]` for query i and key j.
 public struct AttentionMask: Sendable, Equatable {
     public let batch: Int
     public let queries: Int
@@ -18,7 +18,7 @@ public struct AttentionMask: Sendable, Equatable {
         self.allowed = allowed
     }
 
-    /// Whether query `query` of example `example` may attend to key `key`.
+    /// Returns whether query `query` of example `example` may attend to key `key`.
     public func isAllowed(example: Int, query: Int, key: Int) -> Bool {
         allowed[(example * queries + query) * keys + key]
     }
@@ -40,7 +40,7 @@ public struct AttentionStatistics {
 /// attention. The caller scales q beforehand. Masked scores are replaced by the finite value
 /// −2.3819763e38, as big_vision does, so a row with no allowed key becomes uniform, not NaN.
 /// Work is split across threads by (example, key/value head) group; each group's query heads
-/// run one after another, so a thread holds one [L, S] score matrix at a time, and the backward
+/// run one after another, so a thread keeps one [L, S] score matrix at a time, and the backward
 /// pass recomputes scores from q and k and the saved row statistics instead of storing them.
 extension CPUKernels {
     /// The finite stand-in for −∞ that big_vision writes into masked attention logits.

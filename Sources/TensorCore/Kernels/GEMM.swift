@@ -82,7 +82,7 @@ extension CPUKernels {
 
     // MARK: - Reference
 
-    /// The same contract as `gemm`, computed with plain loops in f64; the reference for tests.
+    /// Computes the same product as `gemm` with plain loops in f64, as the reference for tests.
     public static func referenceGEMM(
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: Tensor, offsetA: Int = 0, lda: Int, transposeA: Bool = false,
@@ -152,7 +152,7 @@ extension CPUKernels {
         }
     }
 
-    /// One single-threaded OpenBLAS call.
+    /// Calls OpenBLAS once, on the current thread.
     private static func blockGEMM(
         m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
