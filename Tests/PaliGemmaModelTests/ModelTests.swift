@@ -10,7 +10,7 @@ final class ModelTests: XCTestCase {
         return result
     }
 
-    func testSupervisedRowsGiveSameLossAndGradientsAsAllRows() throws {
+    func testSupervisedRowsMatchAllRows() throws {
         let batch = try Golden.batch()
         let model = try Golden.model(trainable: "^llm/")
         let all = try model.forwardBackward(batch, logits: .allText)
