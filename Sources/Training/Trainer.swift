@@ -192,6 +192,7 @@ public final class Trainer {
             do {
                 var written = state
                 written.worldSize = communicator.size
+                written.dataCursor = try data.encodedCursor()
                 let folder = try store.save(step: step) { folder in
                     try TrainingCheckpoint.write(
                         folder: folder, parameters: model.parameters, optimizer: optimizer, state: written, settings: settings)

@@ -17,6 +17,8 @@ public struct TrainState: Sendable, Equatable {
     /// Best validation mAP@0.5 so far and the step it was reached at.
     public var bestMAP50: Double?
     public var bestStep: Int?
+    /// The data source's cursor (JSON) at `step`, restored by the data source on resume.
+    public var dataCursor: [UInt8] = []
 
     public init(step: Int, totalSteps: Int, globalBatchSize: Int, seed: UInt64, worldSize: Int) {
         self.step = step
@@ -88,6 +90,9 @@ public enum TrainingCheckpoint {
         try stateFile.write(key: "schedule/total_steps", int32s: [Int32(state.totalSteps)], shape: [])
         try stateFile.write(key: "data/next_step", int32s: [Int32(state.step)], shape: [])
         try stateFile.write(key: "data/global_batch_size", int32s: [Int32(state.globalBatchSize)], shape: [])
+        try state.dataCursor.withUnsafeBytes { bytes in
+            try stateFile.write(key: "data/cursor_json", elementType: .uint8, shape: [state.dataCursor.count], bytes: bytes)
+        }
         let seedWords = [Int32(bitPattern: UInt32(truncatingIfNeeded: state.seed)), Int32(bitPattern: UInt32(truncatingIfNeeded: state.seed >> 32))]
         try stateFile.write(key: "rng/seed", int32s: seedWords, shape: [2])
         for (kind, moments) in [("mu", optimizer.firstMoment), ("nu", optimizer.secondMoment)] {
@@ -150,6 +155,10 @@ public enum TrainingCheckpoint {
         var state = TrainState(
             step: try scalar("step"), totalSteps: try scalar("schedule/total_steps"),
             globalBatchSize: try scalar("data/global_batch_size"), seed: seed, worldSize: 0)
+
+        if reader.contains("data/cursor_json") {
+            state.dataCursor = try reader.array("data/cursor_json").withUnsafeBytes { Array($0) }
+        }
 
         let metaPath = (folder as NSString).appendingPathComponent("meta.json")
         if let data = FileManager.default.contents(atPath: metaPath),
