@@ -3,6 +3,7 @@ enum CommandList {
     static let all: [CommandEntry] = [
         InitCommand.entry,
         StepCommand.entry,
+        DecodeCommand.entry,
         ScoreCommand.entry,
         VersionCommand.entry,
     ]
