@@ -6,6 +6,7 @@ enum CommandList {
         InitCommand.entry,
         TrainCommand.entry,
         StepCommand.entry,
+        DecodeCommand.entry,
         ScoreCommand.entry,
         VersionCommand.entry,
         CommCheckCommand.entry,
