@@ -97,6 +97,9 @@ check_stand_in_records() {
             grep -qxF "rank $rank stopped" "$output" || failed=1
     done
     check "the job ended $expected_result (got: $result)" [ "$result" = "$expected_result" ] || failed=1
+    if [ -f "$folder/started.0" ] && [ -f "$folder/terminated.0" ]; then
+        echo "    INFO SIGTERM reached rank 0 about $(($(cat "$folder/terminated.0") - $(cat "$folder/started.0") - stand_in_grace_seconds)) s after it started"
+    fi
     return "$failed"
 }
 
