@@ -220,12 +220,12 @@ public final class PaliGemma {
         return result
     }
 
-    private func tokenTable() -> TokenEmbedding.Table {
+    func tokenTable() -> TokenEmbedding.Table {
         if let frozen = parameters.frozenArray(Name.embedding) { return .stored(frozen) }
         return .float(parameters.weights(Name.embedding))
     }
 
-    private func tiedLogitsParameters() -> TiedLogits.Parameters {
+    func tiedLogitsParameters() -> TiedLogits.Parameters {
         let frozen = parameters.frozenArray(Name.embedding)
         if frozen == nil || frozen!.isBorrowableAsFloat {
             return TiedLogits.Parameters(table: parameters.weights(Name.embedding))

@@ -95,6 +95,17 @@ public final class ParameterStore {
         }
     }
 
+    /// Calls `body` with the dtype and little-endian bytes of `name` as held, without copying
+    /// (for writing checkpoints). The bytes are valid only inside `body`.
+    public func withStoredBytes<R>(_ name: String, _ body: (DType, UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch entry(name) {
+        case .trainable(let tensor):
+            return try tensor.withUnsafeBufferPointer { try body(.f32, UnsafeRawBufferPointer($0)) }
+        case .frozen(let array):
+            return try array.withUnsafeBytes { try body(array.dtype, $0) }
+        }
+    }
+
     /// The whole array as f32 (a copy or conversion for frozen arrays that are not f32).
     public func values(_ name: String) -> Tensor {
         switch entry(name) {
