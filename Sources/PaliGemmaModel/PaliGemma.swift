@@ -2,13 +2,13 @@ import TensorCore
 
 /// PaliGemma-1 on the CPU: forward pass, loss, and backward pass into `gradients`.
 ///
-/// Which parameters get gradients is decided by the store's trainable pattern. Frozen towers
-/// cost no weight-gradient GEMMs; when nothing under `img/` is trainable the backward pass
-/// stops at the decoder input, and the vision tower keeps no activations.
+/// The store's trainable pattern decides which parameters get gradients. Frozen weights cost no
+/// weight-gradient GEMMs. When nothing under `img/` is trainable, the backward pass stops at the
+/// decoder input and the vision tower keeps no activations.
 public final class PaliGemma {
     typealias Name = ParameterTable.Name
 
-    /// Which text positions get logits.
+    /// The text positions that get logits.
     public enum LogitRows: Sendable {
         /// Every text position: logits [B, T, V]. Needed to inspect or decode all positions.
         case allText
@@ -17,7 +17,7 @@ public final class PaliGemma {
         case supervised
     }
 
-    /// Which example and text position (0..<T) a logits row belongs to.
+    /// The example and text position (0..<T) of a logits row.
     public struct LogitRow: Sendable, Equatable {
         public let example: Int
         public let position: Int

@@ -62,7 +62,7 @@ public final class ParameterStore {
 
     // MARK: - Queries
 
-    /// Whether `name` is updated by training.
+    /// Returns whether `name` is updated by training.
     public func isTrainable(_ name: String) -> Bool {
         if case .trainable = entry(name) { return true }
         return false
@@ -79,7 +79,7 @@ public final class ParameterStore {
     /// Shape of `name`.
     public func shape(of name: String) -> [Int] { spec(name).shape }
 
-    /// The dtype `name` is held in: f32 for trainable parameters, the stored dtype otherwise.
+    /// Returns the dtype `name` is kept in: f32 for trainable parameters, the stored dtype otherwise.
     public func dtype(of name: String) -> DType {
         switch entry(name) {
         case .trainable: return .f32
@@ -87,7 +87,7 @@ public final class ParameterStore {
         }
     }
 
-    /// The array as stored: frozen ones as loaded, trainable ones as an f32 copy of the values.
+    /// Returns the array as stored: frozen ones as loaded, trainable ones as an f32 copy.
     public func storedArray(_ name: String) -> StoredArray {
         switch entry(name) {
         case .trainable(let tensor): return StoredArray(tensor, dtype: .f32)
@@ -106,7 +106,7 @@ public final class ParameterStore {
         }
     }
 
-    /// The whole array as f32 (a copy or conversion for frozen arrays that are not f32).
+    /// Returns the whole array as f32 (converted for frozen arrays that are not f32).
     public func values(_ name: String) -> Tensor {
         switch entry(name) {
         case .trainable(let tensor): return tensor
@@ -164,7 +164,7 @@ public final class ParameterStore {
         }
     }
 
-    /// The stored array of a frozen parameter, or nil when it is trainable.
+    /// Returns the stored array of a frozen parameter, or nil when it is trainable.
     func frozenArray(_ name: String) -> StoredArray? {
         if case .frozen(let array) = entry(name) { return array }
         return nil
@@ -193,7 +193,7 @@ public final class ParameterStore {
 }
 
 extension Tensor {
-    /// A copy in freshly allocated memory (never borrowed, never shared).
+    /// Copies the values into freshly allocated memory (never borrowed, never shared).
     func ownedCopy() -> Tensor {
         var copy = Tensor(uninitialized: shape)
         withUnsafeBufferPointer { source in
