@@ -203,6 +203,13 @@ extension Tensor {
     }
 }
 
+/// A gradient that the running backward pass will not change again: the whole array `name`, or
+/// only its slice `layer` along the leading axis of a stacked array.
+public struct GradientReady: Sendable, Equatable {
+    public let name: String
+    public let layer: Int?
+}
+
 /// Gradient buffers of the trainable parameters, by name.
 public final class GradientTable {
     /// Trainable names in big_vision order.
@@ -223,6 +230,15 @@ public final class GradientTable {
     /// Sets every gradient to zero.
     public func zero() {
         for buffer in buffers.values { buffer.zero() }
+    }
+
+    /// Called by the backward pass when a gradient (or one layer of a stacked gradient) is final.
+    var readyHandler: ((GradientReady) -> Void)?
+
+    /// Reports every trainable name among `names` (at `layer` when stacked) as final.
+    func markReady(_ names: [String], layer: Int? = nil) {
+        guard let readyHandler else { return }
+        for name in names where buffers[name] != nil { readyHandler(GradientReady(name: name, layer: layer)) }
     }
 
     /// Accumulation target for `name` (its layer `layer` when stacked), or nil when frozen.
