@@ -42,15 +42,10 @@ public enum GemmaAttention {
         public let rotary: RotaryTable
         /// Prefix-LM mask [B, L, L].
         public let mask: AttentionMask
-        /// dtype of a decoding KV cache. Keys and values are rounded to it before attention, as
-        /// in big_vision's prefill with a bf16 cache, which stores them and reads them back as
-        /// f32. f32 (the default, and always in training) rounds nothing.
-        public let cacheDType: DType
 
-        public init(rotary: RotaryTable, mask: AttentionMask, cacheDType: DType = .f32) {
+        public init(rotary: RotaryTable, mask: AttentionMask) {
             self.rotary = rotary
             self.mask = mask
-            self.cacheDType = cacheDType
         }
     }
 
@@ -70,10 +65,7 @@ public enum GemmaAttention {
         let (N, K, H) = (p.numHeads, p.numKVHeads, p.headDim)
 
         // 1-3. q, k, v projections, RoPE, q ·= H^-0.5
-        let (q, projectedKey, projectedValue) = projectQueryKeyValue(x, p, context.rotary)
-        var (k, v) = (projectedKey, projectedValue)
-        Kernels.roundInPlace(&k, to: context.cacheDType)
-        Kernels.roundInPlace(&v, to: context.cacheDType)
+        let (q, k, v) = projectQueryKeyValue(x, p, context.rotary)
 
         // 4. o = softmax(mask(q·kᵀ))·v
         let (o, statistics) = Kernels.attention(

@@ -85,7 +85,6 @@ extension CPUKernels {
                         // 3. output = probabilities·v: [L, S]·[S, H]
                         rawGEMM(m: L, n: H, k: S, alpha: 1, a: p, lda: S, transposeA: false,
                                 b: vs + kvOffset, ldb: K * H, transposeB: false, beta: 0, c: out + qOffset, ldc: N * H)
-
                     }
                 }
                 withExtendedLifetime(scores) {}

@@ -62,15 +62,4 @@ extension CPUKernels {
         }
         return dLogits
     }
-
-    /// Returns the index of the largest value of row `row` of a matrix [rows, V] (the first one
-    /// on ties, as `argmax` in numpy and JAX).
-    public static func argmaxRow(_ x: Tensor, row: Int) -> Int {
-        let (rows, width) = flattenRows(x, "argmaxRow x")
-        if row < 0 || row >= rows { fatalError("argmaxRow: row \(row) out of range for \(x.shape)") }
-        let line = x.pointer + row * width
-        var best = 0
-        for v in 1..<max(1, width) where line[v] > line[best] { best = v }
-        return best
-    }
 }

@@ -78,29 +78,6 @@ extension CPUKernels {
         }
     }
 
-    /// x[indices[i]] = rows[i] for x viewed as [rows, D].
-    public static func setRows(_ rows: Tensor, at indices: [Int], in x: inout Tensor) {
-        let (rowCount, width) = flattenRows(x, "setRows x")
-        if rows.count != indices.count * width {
-            fatalError("setRows: rows \(rows.shape) do not match \(indices.count) indices of width \(width)")
-        }
-        let out = x.mutablePointer()
-        let source = rows.pointer
-        for (i, index) in indices.enumerated() {
-            if index < 0 || index >= rowCount { fatalError("setRows: row \(index) out of range for \(x.shape)") }
-            (out + index * width).update(from: source + i * width, count: width)
-        }
-    }
-
-    /// Rounds every element of x to the nearest value representable in `dtype`.
-    public static func roundInPlace(_ x: inout Tensor, to dtype: DType) {
-        if dtype == .f32 { return }
-        let values = x.mutablePointer()
-        Threading.parallelFor(x.count, minimumChunk: elementwiseChunk) { range in
-            for i in range { values[i] = roundToDType(values[i], dtype) }
-        }
-    }
-
     /// gradient[ids[i]] += factor·dRows[i] for a gradient table [V, D].
     public static func scatterAddRows(_ dRows: Tensor, ids: [Int32], factor: Float, into gradient: GradientSlice) {
         if gradient.shape.count != 2 || dRows.count != ids.count * gradient.shape[1] {
