@@ -32,7 +32,7 @@ let package = Package(
         // sentencepiece is C++; the shim exposes an extern "C" API so no Swift target needs C++ interop.
         .target(
             name: "CSentencePieceShim",
-            linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("stdc++")]
+            linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train"), .linkedLibrary("stdc++")]
         ),
 
         // MARK: - Swift modules

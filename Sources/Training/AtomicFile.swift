@@ -39,31 +39,3 @@ func fsyncPath(_ path: String) throws {
         throw RunOutputError.writeFailed(path: path, reason: "fsync: \(errnoDescription())")
     }
 }
-
-/// Writes a file under a temporary name, fsyncs it and renames it into place.
-///
-/// `body` writes the content to the temporary path it is given. If anything fails the
-/// temporary file is removed and any previous file at `path` stays as it was.
-public func writeAtomically(_ path: String, _ body: (String) throws -> Void) throws {
-    let temporary = path + ".tmp-\(getpid())"
-    do {
-        try body(temporary)
-        try fsyncPath(temporary)
-        if rename(temporary, path) != 0 {
-            throw RunOutputError.renameFailed(from: temporary, to: path, reason: errnoDescription())
-        }
-        try fsyncPath((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
-    } catch {
-        unlink(temporary)
-        throw error
-    }
-}
-
-/// Writes `data` to `path` atomically.
-public func writeAtomically(_ path: String, data: Data) throws {
-    try writeAtomically(path) { temporary in
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-            throw RunOutputError.writeFailed(path: temporary, reason: errnoDescription())
-        }
-    }
-}

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 /// The checkpoint folders of one run: `OUTPUT/checkpoints/step_NNNNNNNN/`.
@@ -25,7 +26,8 @@ public struct CheckpointStore {
     }
 
     /// Creates the folder for `step`, lets `writeFiles` fill it, then marks it complete and
-    /// points `latest` at it. `writeFiles` must write each file atomically.
+    /// points `latest` at it. `writeFiles` must write each file atomically (`NPZWriter` and
+    /// `writeFileAtomically` do).
     public func save(step: Int, writeFiles: (String) throws -> Void) throws -> String {
         let folder = path(step: step)
         do {
@@ -34,7 +36,7 @@ public struct CheckpointStore {
             throw RunOutputError.writeFailed(path: folder, reason: "\(error)")
         }
         try writeFiles(folder)
-        try writeAtomically((folder as NSString).appendingPathComponent(Self.completionMarker), data: Data("step \(step)\n".utf8))
+        try writeFileAtomically(path: (folder as NSString).appendingPathComponent(Self.completionMarker), bytes: Array("step \(step)\n".utf8))
         try fsyncPath(root)
         try setPointer("latest", to: step)
         return folder
@@ -43,7 +45,7 @@ public struct CheckpointStore {
     /// Replaces the pointer file `name` (`latest` or `best`) with the folder name of `step`.
     public func setPointer(_ name: String, to step: Int) throws {
         let pointer = (root as NSString).appendingPathComponent(name)
-        try writeAtomically(pointer, data: Data((Self.folderName(step: step) + "\n").utf8))
+        try writeFileAtomically(path: pointer, bytes: Array((Self.folderName(step: step) + "\n").utf8))
     }
 
     /// The step a pointer file names, if the file exists and names a complete folder.

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import XCTest
 @testable import Training
@@ -16,7 +17,7 @@ final class CheckpointStoreTests: XCTestCase {
 
     private func save(_ store: CheckpointStore, step: Int) throws {
         _ = try store.save(step: step) { folder in
-            try writeAtomically(folder + "/params.npz", data: Data("params \(step)".utf8))
+            try writeFileAtomically(path: folder + "/params.npz", bytes: Array("params \(step)".utf8))
         }
     }
 
@@ -59,17 +60,13 @@ final class CheckpointStoreTests: XCTestCase {
         XCTAssertEqual(store.latestComplete(), 7)
     }
 
-    func testFailedWriteLeavesPreviousFile() throws {
-        let path = output + "/file.txt"
-        try writeAtomically(path, data: Data("old".utf8))
+    func testFailedSaveKeepsPreviousLatest() throws {
+        let store = CheckpointStore(outputDirectory: output)
+        try save(store, step: 1)
         struct Injected: Error {}
-        XCTAssertThrowsError(try writeAtomically(path) { temporary in
-            FileManager.default.createFile(atPath: temporary, contents: Data("half".utf8))
-            throw Injected()
-        })
-        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "old")
-        let names = try FileManager.default.contentsOfDirectory(atPath: output)
-        XCTAssertEqual(names, ["file.txt"], "the temporary file is removed")
+        XCTAssertThrowsError(try store.save(step: 2) { _ in throw Injected() })
+        XCTAssertEqual(store.pointer("latest"), 1)
+        XCTAssertFalse(store.isComplete(step: 2))
     }
 }
 

@@ -1,2 +1,0 @@
-#include "cimageshim.h"
-int cimageshim_version(void) { return 1; }

@@ -1,0 +1,229 @@
+import Comm
+import Foundation
+import PaliGemmaModel
+import TensorCore
+
+/// The data-parallel training loop of one rank.
+///
+/// Each step: every rank runs forward and backward on its micro-batches, the gradients of the
+/// trainable parameters are averaged over ranks (compressed all-reduce), clipped, and applied
+/// by the optimizer with the scheduled learning rate. All ranks run the same updates on the
+/// same reduced gradients, so they stay bit-identical replicas; this is checked every
+/// `checkReplicasEvery` steps. Rank 0 logs, validates and writes checkpoints while the other
+/// ranks wait at a sleeping barrier.
+public final class Trainer {
+    public let settings: TrainSettings
+    public let model: PaliGemma
+    public let communicator: any Communicator
+    public let data: any TrainingDataSource
+    public private(set) var optimizer: Optimizer
+    public private(set) var state: TrainState
+    public let schedule: LearningRateSchedule
+
+    private let reducer: GradientAllReducer
+    private let store: CheckpointStore
+    private let metrics: MetricsLog?
+    private let validation: Validation?
+    private let log: (String) -> Void
+    /// Newest checkpoint step whose parameters were finite (never pruned).
+    private var newestFiniteCheckpoint: Int?
+
+    public init(
+        settings: TrainSettings, model: PaliGemma, communicator: any Communicator, data: any TrainingDataSource,
+        reducer: GradientAllReducer, optimizer: Optimizer, state: TrainState, schedule: LearningRateSchedule,
+        metrics: MetricsLog?, validation: Validation?, log: @escaping (String) -> Void
+    ) {
+        self.settings = settings
+        self.model = model
+        self.communicator = communicator
+        self.data = data
+        self.reducer = reducer
+        self.optimizer = optimizer
+        self.state = state
+        self.schedule = schedule
+        self.store = CheckpointStore(outputDirectory: settings.outputDirectory)
+        self.metrics = metrics
+        self.validation = validation
+        self.log = log
+    }
+
+    private var isRoot: Bool { communicator.rank == 0 }
+
+    /// Trains from `state.step + 1` to `state.totalSteps`, or until SIGTERM/SIGINT.
+    ///
+    /// Returns true when the run reached its last step, false when it stopped early on a signal
+    /// (after writing a checkpoint).
+    @discardableResult
+    public func run() throws -> Bool {
+        let names = model.parameters.trainableNames
+        var stepTimes: [Double] = []
+
+        while state.step < state.totalSteps {
+            let step = state.step + 1
+            let report = try trainStep(step, names: names)
+            stepTimes.append(report.stepSeconds)
+            state.step = step
+            state.lastLoss = report.loss
+
+            if isRoot {
+                var line = report
+                let recent = stepTimes.suffix(10)
+                line.etaSeconds = recent.reduce(0, +) / Double(recent.count) * Double(state.totalSteps - step)
+                log(line.line)
+                try metrics?.append(step: step, line.metrics)
+            }
+
+            let isLast = step == state.totalSteps
+            if settings.checkReplicasEvery > 0 && step % settings.checkReplicasEvery == 0 && !isLast {
+                try verifyReplicas()
+            }
+            if (settings.evalEvery > 0 && step % settings.evalEvery == 0) || isLast {
+                try validate(step: step)
+            }
+            if (settings.saveEvery > 0 && step % settings.saveEvery == 0) || isLast {
+                try save(step: step)
+            }
+
+            // Every rank stops at the same step: a signal seen by any rank stops all of them.
+            let requested = StopSignal.isRequested || settings.stopAfter == step
+            let stop = try communicator.allReduce([requested ? 1 : 0], operation: .max)[0] > 0
+            if stop && !isLast {
+                if isRoot { log("[train] stop requested after step \(step); writing a checkpoint and exiting") }
+                try save(step: step)
+                return false
+            }
+        }
+        return true
+    }
+
+    // MARK: - One step
+
+    private func trainStep(_ step: Int, names: [String]) throws -> StepReport {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let microSteps = settings.gradientAccumulation
+
+        // 1. Forward and backward over this rank's micro-batches; gradients accumulate.
+        var localLossSum = 0.0
+        var localExamples = 0
+        var localTokens = 0
+        for micro in 0..<microSteps {
+            let batch = try data.batch(step: step - 1, microStep: micro)
+            let output = try model.forwardBackward(batch, logits: .supervised, accumulate: micro > 0, lossScale: 1 / Float(microSteps))
+            localLossSum += Double(output.loss) * Double(batch.batchSize)
+            localExamples += batch.batchSize
+            localTokens += batch.batchSize * (batch.storedTextLength - 1 + model.config.vision.numTokens)
+        }
+
+        // 2. Average the gradients over ranks. The pointers stay valid while `gradientBuffers`
+        // holds the buffers, until the end of this function.
+        let gradientBuffers = names.map { model.gradients[$0]! }
+        defer { withExtendedLifetime(gradientBuffers) {} }
+        let buffers = gradientBuffers.map { $0.withUnsafeMutableBufferPointer { $0 } }
+        let stats = try reducer.allReduce(buffers: buffers)
+
+        // 3. Global loss and throughput figures: one small all-reduce.
+        let totals = try communicator.allReduce([localLossSum, Double(localExamples), Double(localTokens)], operation: .sum)
+        let loss = totals[0] / max(1, totals[1])
+
+        // 4. Clip, then update with the scheduled learning rate. The reduced gradients are
+        // bit-identical on every rank, so every rank takes the same decision here without
+        // communicating: a step whose gradients are not finite (a NaN or an f32 overflow that
+        // survived the fallback) is skipped everywhere, and so is one the reducer skipped.
+        let norm = clipByGlobalNorm(buffers, maxNorm: settings.maxGradNorm > 0 ? settings.maxGradNorm : nil)
+        let rate = schedule.rate(atStep: step)
+        let skipped = stats.skipped || !norm.isFinite
+        if !skipped {
+            optimizer.beginStep()
+            for (name, gradient) in zip(names, buffers) {
+                model.parameters.withMutableValues(name) { values in
+                    optimizer.update(name: name, parameter: values, gradient: UnsafeBufferPointer(gradient), rate: rate)
+                }
+            }
+        } else if isRoot {
+            let reason = stats.skipped ? "fp16 overflow with --on-overflow skip-step" : "gradient norm \(norm)"
+            log("[train] step \(step): non-finite gradients (\(reason)); the update is skipped on every rank")
+        }
+        if !loss.isFinite {
+            throw TrainingError.nonFiniteLoss(step: step, loss: loss)
+        }
+
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return StepReport(
+            step: step, totalSteps: state.totalSteps, loss: loss, learningRate: rate, gradientNorm: norm,
+            examplesPerSecond: totals[1] / seconds, tokensPerSecond: totals[2] / seconds, stepSeconds: seconds,
+            bytesSent: stats.bytesSent, compressionRatio: stats.ratio, fallbackBuckets: stats.fallbackBuckets,
+            skipped: skipped, etaSeconds: 0)
+    }
+
+    // MARK: - Replicas, validation, checkpoints
+
+    private func verifyReplicas() throws {
+        let names = model.parameters.trainableNames
+        var tensors: [Tensor] = []
+        for name in names { tensors.append(model.parameters.values(name)) }
+        let hash = ReplicaCheck.hash(tensors.map { tensor in tensor.withUnsafeBufferPointer { $0 } })
+        try withExtendedLifetime(tensors) {
+            try ReplicaCheck.verify(hash: hash, communicator: communicator)
+        }
+    }
+
+    private func validate(step: Int) throws {
+        if isRoot, let validation {
+            let start = Date()
+            let values = try validation(model, step)
+            let seconds = Date().timeIntervalSince(start)
+            try metrics?.append(step: step, values)
+            let map50 = values["val/map50"] ?? .nan
+            log(String(format: "[val] step %d | map50 %.4f | map50_95 %.4f | runaway %.3f | parse failures %.3f | %.1fs",
+                       step, map50, values["val/map50_95"] ?? .nan, values["val/runaway_rate"] ?? .nan,
+                       values["val/parse_failure_rate"] ?? .nan, seconds))
+            if map50.isFinite && map50 > (state.bestMAP50 ?? -1) {
+                state.bestMAP50 = map50
+                state.bestStep = step
+            }
+        }
+        try communicator.barrier()
+    }
+
+    private func save(step: Int) throws {
+        try verifyReplicas()
+        var failure: Error?
+        if isRoot {
+            do {
+                var written = state
+                written.worldSize = communicator.size
+                written.dataCursor = try data.encodedCursor()
+                let folder = try store.save(step: step) { folder in
+                    try TrainingCheckpoint.write(
+                        folder: folder, parameters: model.parameters, optimizer: optimizer, state: written, settings: settings)
+                }
+                newestFiniteCheckpoint = step
+                if state.bestStep == step { try store.setPointer("best", to: step) }
+                store.prune(keepLast: settings.keepLast, protectedSteps: newestFiniteCheckpoint.map { [$0] } ?? [])
+                log("[checkpoint] step \(step) written to \(folder)")
+            } catch {
+                failure = error
+                log("[checkpoint] step \(step) failed: \(error)")
+            }
+        }
+        // Every rank learns whether rank 0 could write, so that all stop together on failure.
+        let failed = try communicator.allReduce([failure == nil ? 0 : 1], operation: .max)[0] > 0
+        if let failure { throw failure }
+        if failed { throw TrainingError.checkpointFailedOnRoot(step: step) }
+    }
+}
+
+/// Errors that stop a training run.
+public enum TrainingError: Error, CustomStringConvertible {
+    case nonFiniteLoss(step: Int, loss: Double)
+    case checkpointFailedOnRoot(step: Int)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteLoss(let step, let loss):
+            return "the loss became \(loss) at step \(step); lower --lr or set --max-grad-norm, and resume from the last checkpoint"
+        case .checkpointFailedOnRoot(let step):
+            return "rank 0 could not write the checkpoint of step \(step) (see its log); the previous checkpoint is intact"
+        }
+    }
+}
