@@ -59,7 +59,7 @@ final class ModelTests: XCTestCase {
     }
 
     func testPrefixMaskFollowsCumulativeMaskAR() {
-        // Two prefix tokens (0, 0), then two causal tokens (1, 1); the last position is padding.
+        // Two prefix tokens (mask_ar 0), then three causal ones (mask_ar 1), the last of them padding.
         let mask = PrefixLMMask.make(maskAR: [0, 0, 1, 1, 1], valid: [true, true, true, true, false], batch: 1, length: 5)
         let expected: [[Bool]] = [
             [true, true, false, false, false],
