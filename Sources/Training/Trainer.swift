@@ -115,7 +115,7 @@ public final class Trainer {
         }
 
         // 2. Average the gradients over ranks. The pointers stay valid while `gradientBuffers`
-        // holds the buffers, until the end of this function.
+        // keeps the buffers alive, until the end of this function.
         let gradientBuffers = names.map { model.gradients[$0]! }
         defer { withExtendedLifetime(gradientBuffers) {} }
         let buffers = gradientBuffers.map { $0.withUnsafeMutableBufferPointer { $0 } }

@@ -3,7 +3,7 @@ import Foundation
 import PaliGemmaModel
 import TensorCore
 
-/// Where a run stands, saved in `state.npz` and `meta.json` for an exact resume.
+/// The position of a run (step, schedule, seed, data cursor), saved in `state.npz` and `meta.json` for an exact resume.
 public struct TrainState: Sendable, Equatable {
     /// Optimizer steps completed; the next step to run is `step + 1`.
     public var step: Int
@@ -54,7 +54,7 @@ public enum TrainingCheckpointError: Error, CustomStringConvertible {
 public enum TrainingCheckpoint {
     /// Writes `params.npz`, `state.npz` and `meta.json` into `folder`, each atomically.
     ///
-    /// `params.npz` holds every parameter under its big_vision name: frozen ones in the dtype
+    /// `params.npz` contains every parameter under its big_vision name: frozen ones in the dtype
     /// they were loaded in, trainable ones in f32, so big_vision and numpy load it unchanged.
     /// Throws before writing anything when a trainable parameter is not finite.
     public static func write(

@@ -118,7 +118,7 @@ struct TrainCommand: Command {
             : "[train] stopped at step \(trainer.state.step) of \(totalSteps); resume with --resume auto")
     }
 
-    /// The checkpoint folder to resume from, or nil to start from --checkpoint.
+    /// Returns the checkpoint folder to resume from, or nil to start from --checkpoint.
     static func resolveResume(_ value: String, store: CheckpointStore) throws -> String? {
         switch value {
         case "none":
