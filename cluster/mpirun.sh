@@ -17,15 +17,25 @@ CHECKPOINT=${CHECKPOINT:-/shared/models/paligemma-3b-pt-224.f16.npz}
 TOKENIZER=${TOKENIZER:-/shared/models/paligemma_tokenizer.model}
 OUTPUT_DIR=${OUTPUT_DIR:-/shared/runs/fractures}
 
-# --map-by ppr:N:node places N ranks per node; binding each rank to a socket keeps
-# its BLAS threads on local memory. For one rank per GPU, bind to cores instead and
-# let palitrain choose the device from OMPI_COMM_WORLD_LOCAL_RANK.
+# -x sends these variables to the ranks on other nodes. An unset one would only make
+# mpirun print a warning, so LD_LIBRARY_PATH is sent when it is set.
+forward=(-x PATH)
+if [ -n "${LD_LIBRARY_PATH+set}" ]; then
+    forward+=(-x LD_LIBRARY_PATH)
+fi
+
+# --map-by ppr:N:node:PE=T places N ranks per node and gives each rank T cores, and
+# --bind-to core keeps the rank and its BLAS threads on those cores. For one rank per
+# GPU, let palitrain choose the device from OMPI_COMM_WORLD_LOCAL_RANK.
+# To stop the run with a checkpoint, send SIGUSR1 to mpirun: Open MPI 4.1 forwards it
+# to every rank. SIGTERM or Ctrl-C makes mpirun kill the ranks 1 s after it signals
+# them (odls_base_sigkill_timeout), which is too soon to write a checkpoint.
 exec mpirun \
     -np "$RANKS" \
     --hostfile "$HOSTFILE" \
     --map-by "ppr:${RANKS_PER_NODE}:node:PE=${THREADS_PER_RANK}" \
     --bind-to core \
-    -x PATH -x LD_LIBRARY_PATH \
+    "${forward[@]}" \
     -x OPENBLAS_NUM_THREADS="$THREADS_PER_RANK" \
     -x OMP_NUM_THREADS="$THREADS_PER_RANK" \
     "$PALITRAIN" train \

@@ -8,7 +8,7 @@ public struct CommLimits: Sendable, Equatable {
     /// two ranks (`GradientAllReducer` checks its bucket size against this at init).
     public var maxMessageBytes: Int
 
-    /// Longest time, in seconds, that one wait (a receive, a barrier, a small all-reduce)
+    /// Maximum time, in seconds, that one wait (a receive, a barrier, a small all-reduce)
     /// may take before the rank gives up with `CommError.timedOut`. This is the backstop for
     /// a peer that died without the launcher noticing. The default of 300 s must exceed the
     /// longest time one rank works alone (rank 0 evaluating or writing a checkpoint while the
@@ -20,7 +20,7 @@ public struct CommLimits: Sendable, Equatable {
     /// poll makes progress.
     public var minPollInterval: Double
 
-    /// Longest sleep, in seconds, between two polls of a waiting rank.
+    /// Maximum sleep, in seconds, between two polls of a waiting rank.
     public var maxPollInterval: Double
 
     public init(

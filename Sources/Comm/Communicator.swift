@@ -25,7 +25,7 @@ public protocol Communicator: AnyObject, Sendable {
     /// Waits until every rank has reached the barrier.
     func barrier() throws
 
-    /// Reduces a few doubles element-wise over all ranks; every rank gets the result.
+    /// Reduces a few doubles element-wise over all ranks, and every rank gets the result.
     /// All ranks must pass arrays of the same length.
     func allReduce(_ values: [Double], operation: ReduceOperation) throws -> [Double]
 
@@ -47,7 +47,7 @@ public protocol Communicator: AnyObject, Sendable {
     /// Sends `message` to `destination` and receives one from `source` at the same time, so
     /// that a ring of ranks cannot deadlock. The incoming message is written into `spare` when
     /// its capacity suffices (saving an allocation and its page faults per message), and into a
-    /// new buffer otherwise; implementations may always allocate.
+    /// new buffer otherwise. Implementations may always allocate.
     func sendReceive(
         _ message: MessageBuffer, to destination: Int, from source: Int, tag: Int, reusing spare: MessageBuffer?
     ) throws -> MessageBuffer

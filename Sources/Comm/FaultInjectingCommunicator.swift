@@ -24,7 +24,7 @@ public enum InjectedFault: Sendable, Equatable, CustomStringConvertible {
 /// Wraps a communicator and injects one fault into this rank's `atMessage`-th outgoing
 /// point-to-point message (counting from 1), to test that peers detect it.
 ///
-/// Used by `palitrain comm-check --inject` and the unit tests; training never uses it.
+/// Used by `palitrain comm-check --inject` and the unit tests, never by training.
 public final class FaultInjectingCommunicator: Communicator, @unchecked Sendable {
     public let base: any Communicator
     public let fault: InjectedFault

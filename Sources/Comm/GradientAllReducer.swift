@@ -1,7 +1,7 @@
 import Foundation
 
 /// Statistics of one `GradientAllReducer.allReduce` call on this rank.
-public struct AllReduceStats: Sendable, Equatable {
+public struct AllReduceStats: Sendable, Equatable, CustomStringConvertible {
     /// Bytes of all frames this rank sent, headers and f32 redos included.
     public var bytesSent = 0
     /// Bytes the same frames would have taken with f32 payloads.
@@ -28,6 +28,16 @@ public struct AllReduceStats: Sendable, Equatable {
     public var ratio: Double {
         bytesSent > 0 ? Double(f32PayloadBytes) / Double(bytesSent) : 1
     }
+
+    /// One log line: values, bytes sent, ratio, fallbacks and time.
+    public var description: String {
+        var text = "all-reduce of \(elements) values in \(buckets) bucket\(buckets == 1 ? "" : "s"): sent \(bytesSent) bytes, "
+            + "ratio \(String(format: "%.3f", ratio)) against f32, \(String(format: "%.1f", seconds * 1000)) ms"
+        if fallbackBuckets > 0 { text += ", \(fallbackBuckets) bucket\(fallbackBuckets == 1 ? "" : "s") redone in f32" }
+        if nonFiniteBuckets > 0 { text += ", \(nonFiniteBuckets) with non-finite sums" }
+        if skipped { text += ", step skipped" }
+        return text
+    }
 }
 
 /// Averages gradients over all ranks with a compressed ring all-reduce.
@@ -44,7 +54,7 @@ public struct AllReduceStats: Sendable, Equatable {
 /// 3. Reduce with `RingAllReduce` (see there for the exact order of additions).
 /// 4. Check the result: a partial sum can still overflow fp16 on a later hop. The reduced
 ///    values are bit-identical on every rank, so each rank checks them locally and all take
-///    the same decision without communication; an overflow is handled as in step 2.
+///    the same decision without communication. Such an overflow is handled as in step 2.
 /// 5. Unpack the reduced values into the caller's buffers (a bucket that lies inside one
 ///    buffer is reduced in place, straight into it).
 ///
@@ -66,14 +76,14 @@ public final class GradientAllReducer {
     /// left over from an earlier bucket is rejected.
     private var nextBucketID: UInt32 = 0
 
-    /// Tags `firstTag ..< firstTag + 2 * tagCycle` are used by gradient frames; other users of
+    /// Tags `firstTag ..< firstTag + 2 * tagCycle` are used by gradient frames, so other users of
     /// the same communicator must use tags below `firstTag`.
     public static let firstTag = 1024
     static let tagCycle = 15_000
 
     /// - Parameters:
     ///   - bucketBytes: f32 bytes per bucket (default 32 MiB). Larger buckets need fewer
-    ///     messages; each rank holds two f32 buckets of staging memory.
+    ///     messages. Each rank keeps two f32 buckets of staging memory.
     ///   - scale: factor applied before the reduction; nil means `1 / size` (the mean). Pass
     ///     e.g. `lossScale / size` to keep small gradients out of fp16's subnormal range.
     ///   - zstdLevel: zstd level of `.zstdFP16`; level 1 already reaches the entropy of the
@@ -163,7 +173,7 @@ public final class GradientAllReducer {
         return stats
     }
 
-    /// Runs steps 2-4 for one bucket; returns false when the step must be skipped.
+    /// Runs steps 2-4 for one bucket. Returns false when the step must be skipped.
     private func reduceBucket(
         input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>, localOverflow: Bool,
         index: Int, stats: inout AllReduceStats
@@ -200,7 +210,7 @@ public final class GradientAllReducer {
         }
     }
 
-    /// Counts a non-finite f32 result; returns false when that skips the step.
+    /// Counts a non-finite f32 result. Returns false when that skips the step.
     private func checkFiniteF32(_ output: UnsafeMutableBufferPointer<Float>, index: Int, stats: inout AllReduceStats) -> Bool {
         guard containsNonFinite(UnsafePointer(output.baseAddress ?? emptyOutput), count: output.count) else { return true }
         stats.nonFiniteBuckets += 1
@@ -233,7 +243,7 @@ public final class GradientAllReducer {
 
     // MARK: - Packing
 
-    /// Copies the bucket's segments, scaled, into `input`; returns whether any scaled value
+    /// Copies the bucket's segments, scaled, into `input`. Returns whether any scaled value
     /// would be infinite or NaN in fp16.
     private func pack(
         _ bucket: [BucketSegments.Segment], from buffers: [UnsafeMutableBufferPointer<Float>],
@@ -252,7 +262,7 @@ public final class GradientAllReducer {
             }
             offset += segment.range.count
         }
-        // Magnitudes of 65520 and above round to fp16 infinity; NaN bit patterns lie above
+        // Magnitudes of 65520 and above round to fp16 infinity, and NaN bit patterns lie above
         // infinity's, so one integer maximum covers overflow, infinity and NaN.
         return maxMagnitudeBits >= fp16OverflowThreshold.bitPattern
     }
@@ -302,7 +312,7 @@ struct BucketSegments {
         self.capacity = capacity
     }
 
-    /// The next bucket's segments, or nil after the last value.
+    /// Returns the next bucket's segments, or nil after the last value.
     mutating func next() -> [Segment]? {
         var segments: [Segment] = []
         var room = capacity

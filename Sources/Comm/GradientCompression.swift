@@ -1,4 +1,4 @@
-/// How gradient frames are encoded on the wire (`--grad-compression`).
+/// Encoding of gradient frames on the wire (`--grad-compression`).
 public enum GradientCompression: String, Sendable, CaseIterable, CustomStringConvertible {
     /// fp16, byte-shuffled, compressed with zstd: the smallest frames (about 2.4x smaller than
     /// f32 on N(0, 1e-3) gradients), at the cost of fp16 rounding per ring hop.
@@ -32,7 +32,7 @@ public enum GradientCompression: String, Sendable, CaseIterable, CustomStringCon
     var castsToFP16: Bool { self != .none }
 }
 
-/// What the all-reducer does when the fp16 cast of a bucket produces infinity or NaN.
+/// Action of the all-reducer when the fp16 cast of a bucket produces infinity or NaN.
 public enum OverflowPolicy: String, Sendable {
     /// Redo that bucket with f32 frames, and go on.
     case fallbackF32 = "fallback-f32"

@@ -90,7 +90,8 @@ public struct LauncherInfo: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Where each rank runs: its host name and its index among the ranks on that host.
+/// Placement of ranks on hosts: each rank's host name, from which its index among the ranks
+/// on that host follows.
 public struct RankLayout: Sendable, Equatable, CustomStringConvertible {
     /// Host name of each rank, indexed by rank.
     public let hosts: [String]

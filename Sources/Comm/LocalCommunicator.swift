@@ -24,7 +24,7 @@ public final class LocalGroup: @unchecked Sendable {
         self.limits = limits
     }
 
-    /// One communicator per rank.
+    /// Creates one communicator per rank.
     public func communicators() -> [LocalCommunicator] {
         (0..<size).map { LocalCommunicator(group: self, rank: $0) }
     }
@@ -53,7 +53,7 @@ public final class LocalGroup: @unchecked Sendable {
         return results.values()
     }
 
-    /// Marks the group failed by `rank`; waiting ranks throw `CommError.peerFailed`.
+    /// Marks the group failed by `rank`, so that waiting ranks throw `CommError.peerFailed`.
     public func fail(rank: Int, message: String) {
         condition.lock()
         if failure == nil { failure = (rank, message) }
@@ -100,8 +100,8 @@ public final class LocalGroup: @unchecked Sendable {
 
 /// One rank of a `LocalGroup`.
 ///
-/// Collectives go through rank 0 on negative tags, which user code cannot use; the results
-/// are reduced in rank order, so they are the same on every rank.
+/// Collectives go through rank 0 on negative tags, which user code cannot use. Rank 0
+/// reduces the values in rank order, so every rank gets the same result.
 public final class LocalCommunicator: Communicator, @unchecked Sendable {
     public let group: LocalGroup
     public let rank: Int

@@ -14,10 +14,11 @@ public let standardOutputLog: CommLog = { line in
 /// The communicator of a job launched by mpirun or srun: one process per rank, over
 /// `MPI_COMM_WORLD`.
 ///
-/// Waits never block inside MPI: every operation is posted non-blocking (`MPI_Isend`,
+/// Waits do not block inside MPI: every operation is posted non-blocking (`MPI_Isend`,
 /// `MPI_Improbe` + `MPI_Imrecv`, `MPI_Ibarrier`, `MPI_Iallreduce`, `MPI_Ibcast`,
 /// `MPI_Iallgather`) and polled with `MPI_Test` between sleeps that back off from
-/// `CommLimits.minPollInterval` to `maxPollInterval`.
+/// `CommLimits.minPollInterval` to `maxPollInterval`. The exceptions are `MPI_Init_thread`,
+/// `MPI_Finalize` and the benchmark-only `blockingAllReduceSum`.
 ///
 /// What ends the job when a rank dies (verified with Open MPI 4.1.4, see `comm-check --inject`):
 /// - A rank that catches an error calls `abort(code:)`, so `MPI_Abort` ends every rank.
@@ -36,7 +37,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let launcher: LauncherInfo
     /// Host of every rank, gathered at start.
     public private(set) var layout: RankLayout
-    /// Thread support MPI provided (`MPI_THREAD_*`); calls are serialized in any case.
+    /// Thread support level that MPI provided (`MPI_THREAD_*`). This class makes one MPI call at a
+    /// time from the calling thread in any case.
     public let threadLevel: Int32
 
     private var world: MPI_Comm { cmpi_comm_world() }

@@ -2,9 +2,9 @@
 ///
 /// MPI reads and writes a message's memory while a non-blocking request is pending, so the
 /// memory must not move or be freed under it. A Swift array gives no such guarantee outside a
-/// `withUnsafeBytes` closure; this class owns its block for its whole lifetime, and
-/// `MPICommunicator` keeps a buffer alive forever (`retainForever()`) if an error leaves a
-/// request pending on it.
+/// `withUnsafeBytes` closure, but this class owns its block for its whole lifetime. If an
+/// error leaves a request pending on a buffer, `MPICommunicator` keeps that buffer alive
+/// until the process exits (`retainForever()`).
 public final class MessageBuffer: @unchecked Sendable {
     /// Number of bytes in the message, at most `capacity`.
     public internal(set) var count: Int
@@ -17,7 +17,7 @@ public final class MessageBuffer: @unchecked Sendable {
         self.init(capacity: count)
     }
 
-    /// Allocates `capacity` uninitialized bytes; the message holds all of them until `count`
+    /// Allocates `capacity` uninitialized bytes. The message spans all of them until `count`
     /// is lowered.
     init(capacity: Int) {
         self.count = capacity

@@ -1,6 +1,6 @@
-/// Checks that every rank holds the same parameters, as data-parallel replicas must.
+/// Checks that all ranks have the same parameters, as data-parallel replicas must.
 public enum ReplicaCheck {
-    /// A 64-bit hash of the parameter values: XXH64 of each buffer's bytes, chained through
+    /// Hashes the parameter values to 64 bits: XXH64 of each buffer's bytes, chained through
     /// the seed in buffer order, so that the order and the split into buffers count too.
     /// Two ranks with bit-identical parameters get the same hash.
     public static func hash(_ buffers: [UnsafeBufferPointer<Float>]) -> UInt64 {

@@ -18,7 +18,7 @@ public struct RingChunks: Sendable {
     }
 }
 
-/// What one ring all-reduce of one bucket sent.
+/// Bytes sent by one rank in the ring all-reduce of one bucket.
 struct RingTraffic {
     /// Bytes of all frames this rank sent, headers included.
     var bytesSent = 0
@@ -39,19 +39,19 @@ struct RingTraffic {
 ///     a_k = q(a_{k-1}) + x_{c+k}    for k = 1 ..< N, one f32 addition on rank c+k
 ///
 /// so the owner ends the reduce-scatter with `a_{N-1}`. It sends `q(a_{N-1})` to all other
-/// ranks, encoded once; every rank, the owner included, decodes those same bytes, so every
+/// ranks, encoded once. Every rank, the owner included, decodes those same bytes, so every
 /// rank ends with `q(a_{N-1})`, bit-identical. With the f32 codec the result is the f32 sum
 /// `((x_c + x_{c+1}) + x_{c+2}) + ...` in that order, so it depends on the world size (and
 /// the chunk, through c) only by the summation order. With one rank the result is `x_0`
 /// unchanged.
 ///
-/// Frames of chunk c at phase step s are tagged with the bucket's tag, and carry bucket id,
-/// phase, step and chunk, all checked by the receiver.
+/// Reduce-scatter frames use the bucket's tag and all-gather frames the tag + 1. Every frame
+/// carries bucket id, phase, step and chunk, all checked by the receiver.
 final class RingAllReduce {
     let communicator: any Communicator
     let codec: FrameCodec
-    /// Message buffers reused across steps and buckets: an allocation of several MB per
-    /// frame costs page faults that took a quarter of the all-reduce time.
+    /// Message buffers reused across steps and buckets, because a fresh allocation of several
+    /// MB per frame costs a page fault per 4 KiB page on every frame.
     private var buffers: [MessageBuffer] = []
 
     init(communicator: any Communicator, codec: FrameCodec) {
@@ -59,8 +59,8 @@ final class RingAllReduce {
         self.codec = codec
     }
 
-    /// Three buffers that hold any frame of this bucket: one being sent, one being received,
-    /// and the frame being forwarded in the all-gather.
+    /// Returns three buffers large enough for any frame of this bucket: one being sent, one
+    /// being received, and the frame being forwarded in the all-gather.
     private func reserveBuffers(maxFrameBytes: Int) -> [MessageBuffer] {
         if buffers.count < 3 || buffers.contains(where: { $0.capacity < maxFrameBytes }) {
             buffers = (0..<3).map { _ in MessageBuffer(capacity: maxFrameBytes) }
@@ -124,7 +124,7 @@ final class RingAllReduce {
         }
 
         // 2. The owner encodes its final chunk once and adopts the decoded bytes itself, so
-        //    that it holds exactly what the other ranks will decode.
+        //    that it keeps exactly the values the other ranks will decode.
         let ownChunk = wrap(rank + 1)
         let ownRange = chunks.range(ownChunk)
         var forward = try codec.encode(

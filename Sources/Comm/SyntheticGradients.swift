@@ -17,7 +17,7 @@ public struct SplitMix64: Sendable {
         return z ^ (z >> 31)
     }
 
-    /// A uniform value in (0, 1): 53 random bits, never exactly 0.
+    /// Returns a uniform value in (0, 1) from 53 random bits. It is never exactly 0.
     public mutating func nextUnit() -> Double {
         (Double(next() >> 11) + 0.5) / 9_007_199_254_740_992
     }

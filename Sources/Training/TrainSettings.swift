@@ -52,7 +52,7 @@ public struct TrainSettings: Sendable, Equatable {
     public var threads: Int = 0
     public var checkReplicasEvery: Int = 50
     /// Seconds a rank waits for its peers before it gives up with an error.
-    public var peerTimeout: Double = 600
+    public var commTimeout: Double = 1800
 
     // MARK: Validation and checkpoints
     public var evalEvery: Int = 0
@@ -62,6 +62,8 @@ public struct TrainSettings: Sendable, Equatable {
     public var saveEvery: Int = 0
     public var keepLast: Int = 3
     public var resume: String = "none"
+    /// Stop after this step as a SIGTERM would (checkpoint, exit 0); for preemption drills.
+    public var stopAfter: Int?
 
     public init() {}
 }

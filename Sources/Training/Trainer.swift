@@ -85,9 +85,10 @@ public final class Trainer {
             }
 
             // Every rank stops at the same step: a signal seen by any rank stops all of them.
-            let stop = try communicator.allReduce([StopSignal.isRequested ? 1 : 0], operation: .max)[0] > 0
+            let requested = StopSignal.isRequested || settings.stopAfter == step
+            let stop = try communicator.allReduce([requested ? 1 : 0], operation: .max)[0] > 0
             if stop && !isLast {
-                if isRoot { log("[train] stop requested by a signal after step \(step); writing a checkpoint and exiting") }
+                if isRoot { log("[train] stop requested after step \(step); writing a checkpoint and exiting") }
                 try save(step: step)
                 return false
             }
@@ -114,7 +115,7 @@ public final class Trainer {
         }
 
         // 2. Average the gradients over ranks. The pointers stay valid while `gradientBuffers`
-        // holds the buffers, until the end of this function.
+        // keeps the buffers alive, until the end of this function.
         let gradientBuffers = names.map { model.gradients[$0]! }
         defer { withExtendedLifetime(gradientBuffers) {} }
         let buffers = gradientBuffers.map { $0.withUnsafeMutableBufferPointer { $0 } }
@@ -124,10 +125,14 @@ public final class Trainer {
         let totals = try communicator.allReduce([localLossSum, Double(localExamples), Double(localTokens)], operation: .sum)
         let loss = totals[0] / max(1, totals[1])
 
-        // 4. Clip, then update with the scheduled learning rate.
+        // 4. Clip, then update with the scheduled learning rate. The reduced gradients are
+        // bit-identical on every rank, so every rank takes the same decision here without
+        // communicating: a step whose gradients are not finite (a NaN or an f32 overflow that
+        // survived the fallback) is skipped everywhere, and so is one the reducer skipped.
         let norm = clipByGlobalNorm(buffers, maxNorm: settings.maxGradNorm > 0 ? settings.maxGradNorm : nil)
         let rate = schedule.rate(atStep: step)
-        if !stats.skipped {
+        let skipped = stats.skipped || !norm.isFinite
+        if !skipped {
             optimizer.beginStep()
             for (name, gradient) in zip(names, buffers) {
                 model.parameters.withMutableValues(name) { values in
@@ -135,7 +140,8 @@ public final class Trainer {
                 }
             }
         } else if isRoot {
-            log("[train] step \(step): non-finite gradients in fp16 on some rank; update skipped (--on-overflow skip-step)")
+            let reason = stats.skipped ? "fp16 overflow with --on-overflow skip-step" : "gradient norm \(norm)"
+            log("[train] step \(step): non-finite gradients (\(reason)); the update is skipped on every rank")
         }
         if !loss.isFinite {
             throw TrainingError.nonFiniteLoss(step: step, loss: loss)
@@ -146,7 +152,7 @@ public final class Trainer {
             step: step, totalSteps: state.totalSteps, loss: loss, learningRate: rate, gradientNorm: norm,
             examplesPerSecond: totals[1] / seconds, tokensPerSecond: totals[2] / seconds, stepSeconds: seconds,
             bytesSent: stats.bytesSent, compressionRatio: stats.ratio, fallbackBuckets: stats.fallbackBuckets,
-            skipped: stats.skipped, etaSeconds: 0)
+            skipped: skipped, etaSeconds: 0)
     }
 
     // MARK: - Replicas, validation, checkpoints
@@ -186,6 +192,7 @@ public final class Trainer {
             do {
                 var written = state
                 written.worldSize = communicator.size
+                written.dataCursor = try data.encodedCursor()
                 let folder = try store.save(step: step) { folder in
                     try TrainingCheckpoint.write(
                         folder: folder, parameters: model.parameters, optimizer: optimizer, state: written, settings: settings)

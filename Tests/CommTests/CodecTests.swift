@@ -236,7 +236,7 @@ final class CodecTests: XCTestCase {
     }
 
     func testFrameRejectsWrongElementCount() throws {
-        try assertRejected("element count", reasonFragment: "holds 4096 elements, expected 4097", elementCount: 4097) { $0 }
+        try assertRejected("element count", reasonFragment: "contains 4096 elements, expected 4097", elementCount: 4097) { $0 }
     }
 
     func testFrameRejectsTruncatedPayload() throws {

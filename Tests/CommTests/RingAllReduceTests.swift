@@ -45,7 +45,7 @@ final class RingAllReduceTests: XCTestCase {
         }
     }
 
-    /// The ring's result computed directly from its documented order of additions: per
+    /// Computes the ring's result directly from its documented order of additions: per
     /// bucket and chunk c, `a = x_c; a = q(a) + x_{c+k}` for k = 1 ..< N, result `q(a)`.
     static func referenceRing(
         _ inputs: [[[Float]]], scale: Float, bucketCapacity: Int, quantize: (Float) -> Float,
@@ -326,7 +326,7 @@ final class RingAllReduceTests: XCTestCase {
         XCTAssertTrue("\(error)".contains("CommLimits.maxMessageBytes"), "\(error)")
     }
 
-    func testBucketLargerThanMessageLimitIsRejectedAtInit() {
+    func testOversizedBucketRejectedAtInit() {
         let group = LocalGroup(size: 2, limits: CommLimits(maxMessageBytes: 4096))
         XCTAssertThrowsError(try GradientAllReducer(communicator: group.communicators()[0], bucketBytes: 1 << 20, log: nil)) { error in
             XCTAssertTrue("\(error)".contains("CommLimits.maxMessageBytes"), "\(error)")

@@ -20,7 +20,7 @@ final class FrameCodec {
         scratch.deallocate()
     }
 
-    /// The largest frame `encode` produces for `elementCount` values.
+    /// Returns the size of the largest frame `encode` produces for `elementCount` values.
     static func maxFrameBytes(elementCount: Int, codec: WireCodec) -> Int {
         switch codec {
         case .f32: return FrameHeader.byteCount + 4 * elementCount
@@ -168,7 +168,7 @@ final class FrameCodec {
             throw malformed(expected, "codec \(found), expected one of \(expected.allowedCodecs.map(String.init(describing:)).joined(separator: ", "))")
         }
         guard Int(header.elementCount) == expected.elementCount else {
-            throw malformed(expected, "frame holds \(header.elementCount) elements, expected \(expected.elementCount)")
+            throw malformed(expected, "frame contains \(header.elementCount) elements, expected \(expected.elementCount)")
         }
 
         let payloadBytes = bytes.count - FrameHeader.byteCount
@@ -202,7 +202,7 @@ final class FrameCodec {
         .malformedFrame(peer: expected.peer, bucket: expected.bucket, reason: reason)
     }
 
-    /// A scratch area of at least `byteCount` bytes, grown on demand.
+    /// Returns a scratch area of at least `byteCount` bytes, growing it on demand.
     private func scratchBytes(_ byteCount: Int) -> UnsafeMutableRawBufferPointer {
         if scratch.count < byteCount {
             scratch.deallocate()

@@ -76,7 +76,7 @@ public struct FrameHeader: Equatable, Sendable {
         self.payloadChecksum = payloadChecksum
     }
 
-    /// Reads a header from the first 40 bytes of `bytes`; the caller checks the length.
+    /// Reads a header from the first 40 bytes of `bytes`. The caller checks the length.
     init(reading bytes: UnsafeRawBufferPointer) {
         func load<T: FixedWidthInteger>(_ offset: Int, _ type: T.Type) -> T {
             T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
@@ -115,7 +115,7 @@ public struct FrameHeader: Equatable, Sendable {
     }
 }
 
-/// What a receiver knows a frame must contain: every header field is checked against it.
+/// The header values a receiver expects in a frame. Every header field is checked against it.
 public struct FrameExpectation: Sendable {
     /// The sending rank, named in errors.
     public var peer: Int

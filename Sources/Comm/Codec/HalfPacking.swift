@@ -3,11 +3,13 @@
 /// The shuffled layout stores the high byte of every fp16 value first, then every low byte:
 /// `[hi_0, hi_1, ..., hi_{n-1}, lo_0, lo_1, ..., lo_{n-1}]`. The high bytes (sign, exponent,
 /// two mantissa bits) of gradient values repeat a lot, while the low bytes are close to
-/// random, so zstd compresses the shuffled planes better than interleaved values: on
-/// N(0, 1e-3) data it reaches the entropy bound of the values (about 1.2x over fp16).
+/// random, so zstd compresses the shuffled planes better than interleaved values. On 8 M
+/// values of N(0, 1e-3), zstd 1.5.4 at level 1 measured 1.19x over fp16, where the entropy
+/// of the values bounds it at 1.197x.
 ///
-/// fp16 keeps 11 significant bits; magnitudes above 65504 become infinity and magnitudes
-/// below about 6e-8 become zero (round to nearest even, F16C).
+/// fp16 keeps 11 significant bits. With round to nearest even (F16C), magnitudes of 65520
+/// and above become infinity (65504 is the largest finite value), and magnitudes below
+/// 2^-25 (about 3e-8) become zero.
 enum HalfPacking {
     /// Converts `count` floats to fp16 and writes the shuffled planes to `destination`
     /// (`2 * count` bytes). Returns whether any converted value is infinite or NaN.
@@ -71,7 +73,7 @@ enum HalfPacking {
     }
 }
 
-/// Whether any of `count` floats is infinite or NaN.
+/// Returns whether any of `count` floats is infinite or NaN.
 func containsNonFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
     var maxExponent: UInt32 = 0
     for i in 0..<count {

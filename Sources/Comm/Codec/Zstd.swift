@@ -23,7 +23,7 @@ final class ZstdContext {
         ZSTD_freeDCtx(decompression)
     }
 
-    /// The largest compressed size of `byteCount` input bytes.
+    /// Returns the largest compressed size of `byteCount` input bytes.
     static func compressBound(_ byteCount: Int) -> Int {
         ZSTD_compressBound(byteCount)
     }
@@ -49,7 +49,7 @@ final class ZstdContext {
     }
 }
 
-/// A zstd error code's text, turned into a `CommError` by the caller, which knows the rank and bucket.
+/// A zstd error text. The caller turns it into a `CommError` with the rank and bucket.
 struct ZstdFailure: Error {
     let message: String
 }

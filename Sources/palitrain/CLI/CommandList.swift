@@ -1,11 +1,16 @@
 /// Every subcommand, in the order `palitrain --help` lists them.
 enum CommandList {
     static let all: [CommandEntry] = [
+        MakeDemoDataCommand.entry,
+        ValidateCommand.entry,
         InitCommand.entry,
+        TrainCommand.entry,
         StepCommand.entry,
+        DecodeCommand.entry,
         ScoreCommand.entry,
         VersionCommand.entry,
         CommCheckCommand.entry,
         BenchAllreduceCommand.entry,
+        BenchDataCommand.entry,
     ]
 }

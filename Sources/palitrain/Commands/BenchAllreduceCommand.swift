@@ -14,7 +14,7 @@ struct BenchAllreduceCommand: Command {
         .value("compression", "MODE", default: "all", help: "all, zstd-fp16, fp16 or none"),
         .value("iterations", "K", default: "3", help: "timed repetitions of each method (the median is reported)"),
         .value("bucket-bytes", "BYTES", default: "33554432", help: "f32 bytes per all-reduce bucket"),
-        .value("comm-timeout", "SECONDS", default: "600", help: "longest wait for another rank (CommLimits.waitTimeout)"),
+        .value("comm-timeout", "SECONDS", default: "600", help: "maximum wait for another rank, in seconds (CommLimits.waitTimeout)"),
     ]
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -102,8 +102,8 @@ struct AllReduceBench {
         }
     }
 
-    /// Wall time of the slowest rank since `start`, so that a method counts until every rank
-    /// holds the result.
+    /// Returns the wall time of the slowest rank since `start`, so that a method counts until
+    /// every rank has the result.
     private func slowestRank(since start: UInt64) throws -> Double {
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return try communicator.allReduceMax([elapsed])[0]

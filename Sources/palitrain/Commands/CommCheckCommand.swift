@@ -19,7 +19,7 @@ struct CommCheckCommand: Command {
             help: "none, corrupt-frame (the injecting rank damages its first ring frame) or die-at N (it kills itself with SIGKILL at its N-th ring message; also die-at:N)"
         ),
         .value("inject-rank", "RANK", default: "1", help: "the rank that injects the fault"),
-        .value("comm-timeout", "SECONDS", default: "300", help: "longest wait for another rank before giving up (CommLimits.waitTimeout)"),
+        .value("comm-timeout", "SECONDS", default: "300", help: "maximum wait for another rank, in seconds, before the rank fails (CommLimits.waitTimeout)"),
         .value("seed", "N", default: "1", help: "seed of the synthetic gradients"),
     ]
 
@@ -144,7 +144,21 @@ struct CommCheck {
         let text = Array("state of rank \(root)".utf8)
         let received = try communicator.broadcast(rank == root ? text : [], root: root)
         try require(received == text, "broadcast from rank \(root) gave \(received.count) bytes, expected \(text.count)")
-        say("barrier, all-reduce sum and max, broadcast: ok")
+
+        // A token passes once around the ring with send and receive, and every rank appends
+        // its rank, so rank 0 gets back [0, 1, ..., size - 1].
+        if size > 1 {
+            let tag = 7
+            if rank == 0 {
+                try communicator.send([0], to: 1, tag: tag)
+                let token = try communicator.receiveBytes(from: size - 1, tag: tag)
+                try require(token == (0..<size).map { UInt8(truncatingIfNeeded: $0) }, "token passed around the ring came back as \(token)")
+            } else {
+                let token = try communicator.receiveBytes(from: rank - 1, tag: tag)
+                try communicator.send(token + [UInt8(truncatingIfNeeded: rank)], to: (rank + 1) % size, tag: tag)
+            }
+        }
+        say("barrier, all-reduce sum and max, broadcast, send and receive: ok")
     }
 
     private func checkAllReduce(_ mode: GradientCompression, communicator ringCommunicator: any Communicator) throws {

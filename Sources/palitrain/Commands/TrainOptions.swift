@@ -30,7 +30,7 @@ enum TrainOptions {
         .value("trainable", "REGEX", default: "^llm/layers/attn/", help: "parameters whose big_vision name matches train; the rest stay frozen"),
 
         .value("seed", "N", default: "0", help: "seed of the data order"),
-        .value("max-len", "N", default: "128", help: "text tokens per example: BOS, prefix, separator, suffix and EOS"),
+        .value("max-len", "N", default: "128", help: "model text length L as in big_vision (BOS, prefix, separator, suffix and EOS fill at most L + 1 tokens)"),
         .flag("skip-bad-records", help: "skip invalid records and report them instead of stopping"),
 
         .value("grad-compression", "zstd-fp16|fp16|none", default: "zstd-fp16", help: "encoding of gradients in the all-reduce"),
@@ -38,7 +38,7 @@ enum TrainOptions {
         .value("compute", "f32|bf16", default: "f32", help: "precision of the frozen matmuls"),
         .value("threads", "N", default: "0", help: "kernel threads per rank; 0 uses the cores available to the rank"),
         .value("check-replicas-every", "N", default: "50", help: "steps between parameter checksum comparisons across ranks; 0 only at checkpoints"),
-        .value("peer-timeout", "SECONDS", default: "600", help: "how long a rank waits for its peers before it stops with an error"),
+        .value("comm-timeout", "SECONDS", default: "1800", help: "how long a rank waits for its peers before it stops with an error"),
 
         .value("eval-every", "N", default: "0", help: "steps between validations on rank 0; 0 validates only at the end"),
         .value("max-new-tokens", "N", default: "64", help: "maximum tokens decoded per validation example"),
@@ -47,6 +47,7 @@ enum TrainOptions {
         .value("save-every", "N", default: "0", help: "steps between checkpoints; 0 saves only at the end"),
         .value("keep-last", "K", default: "3", help: "checkpoints kept besides the best one"),
         .value("resume", "auto|none|PATH", default: "none", help: "auto resumes from OUTPUT/checkpoints/latest when it exists"),
+        .value("stop-after", "STEP", help: "stop after this step as on SIGTERM: write a checkpoint and exit 0 (to rehearse preemption)"),
     ]
 
     /// Applies a `--config` JSON object under the flags given on the command line.
@@ -137,7 +138,7 @@ enum TrainOptions {
         s.compute = try arguments.choice("compute", ["f32", "bf16"])!
         s.threads = try nonNegativeInt("threads", arguments)
         s.checkReplicasEvery = try nonNegativeInt("check-replicas-every", arguments)
-        s.peerTimeout = try nonNegative("peer-timeout", arguments)
+        s.commTimeout = try nonNegative("comm-timeout", arguments)
 
         s.evalEvery = try nonNegativeInt("eval-every", arguments)
         s.maxNewTokens = try positive("max-new-tokens", arguments)
@@ -146,6 +147,9 @@ enum TrainOptions {
         s.saveEvery = try nonNegativeInt("save-every", arguments)
         s.keepLast = try positive("keep-last", arguments)
         s.resume = arguments.string("resume") ?? "none"
+        if arguments.string("stop-after") != nil {
+            s.stopAfter = try positive("stop-after", arguments)
+        }
         return s
     }
 
