@@ -183,7 +183,7 @@ final class DecodeBehaviourTests: XCTestCase {
         }
     }
 
-    func testDecodeRejectsInputsThatDoNotFitTheModel() throws {
+    func testDecodeRejectsMismatchedInputs() throws {
         let model = try Golden.model(trainable: "^$")
         let wrongImage = try DecodePrompt(images: Tensor(zeros: [1, 56, 56, 3]), text: [2, 5], maskAR: [0, 0], maskInput: [1, 1])
         XCTAssertThrowsError(try model.decode(wrongImage, options: DecodeOptions(maxNewTokens: 2))) { error in
@@ -206,7 +206,7 @@ final class DecodeBehaviourTests: XCTestCase {
 
     // MARK: - Helpers
 
-    /// A randomly initialised model with 28-pixel images, width 48, 3 layers.
+    /// Makes a randomly initialised model with 28-pixel images, width 48, 3 layers.
     static func randomModel(numHeads: Int, kvHeads: Int) throws -> PaliGemma {
         let config = PaliGemmaConfig(
             vision: .init(imageSize: 28, patchSize: 14, width: 32, depth: 2, numHeads: 2, headDim: 16, mlpDim: 64),

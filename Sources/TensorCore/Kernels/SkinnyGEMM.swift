@@ -23,8 +23,8 @@ extension CPUKernels {
         let right = b.pointer + offsetB
         let out = c.mutablePointer() + offsetC
 
-        // Each thread streams its own range of b's rows; every row is read once and dotted
-        // with all m rows of a while it sits in L1.
+        // Each thread streams its own range of b's rows. Every row is read once and dotted
+        // with all m rows of a while it is in L1.
         Threading.parallelFor(n, minimumChunk: max(1, (1 << 16) / max(1, k))) { columns in
             for j in columns {
                 let row = right + j * k
