@@ -4,8 +4,9 @@ import TensorCore
 /// Attention of new tokens over the keys and values in a `KVCache`.
 ///
 /// Each example attends only to its own filled slots, so padding costs nothing and needs no
-/// mask. Among a segment's new tokens, `DecodeStep.Segment.allows` applies the prefix-LM rule. Scores are computed in f32 and masked with big_vision's finite
-/// −2.3819763e38, as in `Kernels.attention`.
+/// mask. Among a segment's new tokens, `DecodeStep.Segment.allows` applies the prefix-LM rule.
+/// Scores are computed in f32 and masked with big_vision's finite −2.3819763e38, as in
+/// `Kernels.attention`.
 enum CachedAttention {
     /// Reusable score rows, sized once per decode for the largest step.
     struct Scratch {
