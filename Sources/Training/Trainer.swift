@@ -27,6 +27,9 @@ public final class Trainer {
     private let log: (String) -> Void
     /// Newest checkpoint step whose parameters were finite (never pruned).
     private var newestFiniteCheckpoint: Int?
+    /// Step of the checkpoint this process wrote last, so that a stop right after a scheduled
+    /// checkpoint does not write the same folder again.
+    private var lastSavedStep: Int?
 
     public init(
         settings: TrainSettings, model: PaliGemma, communicator: any Communicator, data: any TrainingDataSource,
@@ -89,7 +92,7 @@ public final class Trainer {
             let stop = try communicator.allReduce([requested ? 1 : 0], operation: .max)[0] > 0
             if stop && !isLast {
                 if isRoot { log("[train] stop requested after step \(step); writing a checkpoint and exiting") }
-                try save(step: step)
+                if lastSavedStep != step { try save(step: step) }
                 return false
             }
         }
@@ -187,6 +190,7 @@ public final class Trainer {
 
     private func save(step: Int) throws {
         try verifyReplicas()
+        lastSavedStep = step
         var failure: Error?
         if isRoot {
             do {

@@ -101,7 +101,17 @@ struct TrainCommand: Command {
             compression: GradientCompression(rawValue: settings.gradientCompression)!,
             onOverflow: OverflowPolicy(rawValue: settings.onOverflow)!,
             log: isRoot ? standardOutputLog : nil)
-        let metrics = isRoot ? try MetricsLog(path: (settings.outputDirectory as NSString).appendingPathComponent("metrics.jsonl")) : nil
+        let metricsPath = (settings.outputDirectory as NSString).appendingPathComponent("metrics.jsonl")
+        if isRoot {
+            // Lines after the start step come from a run that stopped before checkpointing them;
+            // this run logs those steps again.
+            let dropped = try MetricsLog.truncate(path: metricsPath, afterStep: state.step)
+            if dropped > 0 {
+                log("[metrics] removed \(dropped) line\(dropped == 1 ? "" : "s") after step \(state.step) from \(metricsPath): "
+                    + "steps an earlier run logged past its last checkpoint, or a line torn by a crash")
+            }
+        }
+        let metrics = isRoot ? try MetricsLog(path: metricsPath) : nil
         let trainer = Trainer(
             settings: settings, model: model, communicator: communicator, data: data.source, reducer: reducer,
             optimizer: optimizer, state: state, schedule: schedule, metrics: metrics,
