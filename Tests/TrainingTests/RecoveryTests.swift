@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 @testable import Training
 
-/// What a run finds on disk after a crash.
+/// What a run finds on disk after a crash, and the error that names diverged replicas.
 final class RecoveryTests: XCTestCase {
     private var output: String!
 
@@ -86,5 +86,35 @@ final class RecoveryTests: XCTestCase {
         let path = try writeMetrics("{\"step\": 1, \"train/loss\": 3}\n")
         XCTAssertEqual(try MetricsLog.truncate(path: path, afterStep: 0), 1)
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "")
+    }
+
+    // MARK: - Diverged replicas
+
+    func testDivergenceNamesMinorityRank() {
+        XCTAssertEqual(
+            TrainingError.describeDivergence([7, 7, 9, 7]),
+            "rank 2 holds parameters different from the 3 agreeing ranks (ranks 0, 1, 3)")
+        XCTAssertEqual(
+            TrainingError.describeDivergence([9, 7, 7, 7]),
+            "rank 0 holds parameters different from the 3 agreeing ranks (ranks 1, 2, 3)")
+        XCTAssertEqual(
+            TrainingError.describeDivergence([1, 2, 7, 7, 7]),
+            "ranks 0, 1 hold parameters different from the 3 agreeing ranks (ranks 2, 3, 4)")
+    }
+
+    func testDivergenceWithoutMajority() {
+        XCTAssertEqual(
+            TrainingError.describeDivergence([1, 2]),
+            "ranks 0, 1 hold different parameters and no majority shows which diverged")
+        XCTAssertEqual(
+            TrainingError.describeDivergence([1, 1, 2, 2]),
+            "ranks 0, 1, 2, 3 hold different parameters and no majority shows which diverged")
+    }
+
+    func testDivergenceErrorNamesStepAndHashes() {
+        let message = TrainingError.replicasDiverged(step: 12, hashes: [0xA, 0xA, 0xB]).description
+        XCTAssertTrue(message.hasPrefix("the replicas diverged after step 12: rank 2 holds parameters"), message)
+        XCTAssertTrue(message.contains("rank 2 000000000000000b"), message)
+        XCTAssertTrue(message.contains("--resume auto"), message)
     }
 }

@@ -19,10 +19,16 @@ struct TrainCommand: Command {
             try TrainOptions.applyConfigFile(configPath, to: &arguments)
         }
         let settings = try TrainOptions.settings(from: arguments)
+        let faults = try TrainOptions.faultPlan(from: arguments)
         StopSignal.install()
 
         // 2. Ranks. Waits sleep between polls and give up after --comm-timeout seconds.
-        let communicator = try MPICommunicator.initialize(limits: CommLimits(waitTimeout: settings.commTimeout))
+        var communicator = try MPICommunicator.initialize(limits: CommLimits(waitTimeout: settings.commTimeout))
+        if let rank = faults?.corruptFrameRank, rank == communicator.rank {
+            // The only point-to-point messages of a run are gradient frames, so message 1 is
+            // this rank's first frame of the first step.
+            communicator = FaultInjectingCommunicator(base: communicator, fault: .corruptPayload, atMessage: 1)
+        }
         let isRoot = communicator.rank == 0
         let log: (String) -> Void = { line in
             if isRoot {
@@ -31,7 +37,7 @@ struct TrainCommand: Command {
             }
         }
         do {
-            try train(settings, communicator: communicator, log: log)
+            try train(settings, faults: faults, communicator: communicator, log: log)
             communicator.finalize()
         } catch {
             // Every rank reports its own failure; a rank whose peers are gone ends the job.
@@ -41,7 +47,9 @@ struct TrainCommand: Command {
         }
     }
 
-    private static func train(_ settings: TrainSettings, communicator: any Communicator, log: @escaping (String) -> Void) throws {
+    private static func train(
+        _ settings: TrainSettings, faults: FaultPlan?, communicator: any Communicator, log: @escaping (String) -> Void
+    ) throws {
         let isRoot = communicator.rank == 0
         let threads = settings.threads > 0
             ? settings.threads
@@ -72,6 +80,10 @@ struct TrainCommand: Command {
 
         // 6. Length of the run, schedule and optimizer.
         let totalSteps = settings.maxSteps ?? max(1, Int((settings.epochs ?? 1) * Double(data.trainExampleCount) / Double(settings.globalBatchSize)))
+        if let faults {
+            try faults.validate(worldSize: communicator.size, totalSteps: totalSteps)
+            log("[fault] planned for this fault-injection test: \(faults.faults.map(\.description).joined(separator: ", "))")
+        }
         let schedule = LearningRateSchedule.colab(baseRate: settings.learningRate, trainSteps: totalSteps, warmupFraction: settings.warmupFraction)
         let kind: OptimizerKind = settings.optimizer == "adamw"
             ? .adamW(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, weightDecay: settings.weightDecay)
@@ -115,7 +127,7 @@ struct TrainCommand: Command {
         let trainer = Trainer(
             settings: settings, model: model, communicator: communicator, data: data.source, reducer: reducer,
             optimizer: optimizer, state: state, schedule: schedule, metrics: metrics,
-            validation: isRoot ? data.validation(tokenizer: tokenizer, settings: settings) : nil, log: log)
+            validation: isRoot ? data.validation(tokenizer: tokenizer, settings: settings) : nil, faults: faults, log: log)
         let finished = try trainer.run()
         log(finished
             ? "[train] done: \(totalSteps) steps; checkpoints in \(store.root)"
