@@ -121,7 +121,7 @@ public final class Trainer {
         }
 
         // 2. Average the gradients over ranks. The pointers stay valid while `gradientBuffers`
-        // holds the buffers, until the end of this function.
+        // keeps the buffers alive, until the end of this function.
         let gradientBuffers = names.map { model.gradients[$0]! }
         defer { withExtendedLifetime(gradientBuffers) {} }
         let buffers = gradientBuffers.map { $0.withUnsafeMutableBufferPointer { $0 } }
@@ -205,6 +205,7 @@ public final class Trainer {
             do {
                 var written = state
                 written.worldSize = communicator.size
+                written.dataCursor = try data.encodedCursor()
                 let folder = try store.save(step: step) { folder in
                     try TrainingCheckpoint.write(
                         folder: folder, parameters: model.parameters, optimizer: optimizer, state: written, settings: settings)

@@ -6,9 +6,11 @@ enum CommandList {
         InitCommand.entry,
         TrainCommand.entry,
         StepCommand.entry,
+        DecodeCommand.entry,
         ScoreCommand.entry,
         VersionCommand.entry,
         CommCheckCommand.entry,
         BenchAllreduceCommand.entry,
+        BenchDataCommand.entry,
     ]
 }

@@ -72,30 +72,36 @@ struct TrainCommand: Command {
         let model = PaliGemma(parameters: parameters)
         let config = parameters.config
 
-        // 5. Tokenizer and data; every rank reads the records, rank 0 reports the problems.
+        // 5. Length of the run is known once the data is; read the resume state first.
+        let kind: OptimizerKind = settings.optimizer == "adamw"
+            ? .adamW(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, weightDecay: settings.weightDecay)
+            : .sgd(momentum: settings.momentum)
+        var optimizer = Optimizer(kind: kind)
+        var resumed: TrainState?
+        if let resumeFolder {
+            let saved = try TrainingCheckpoint.readState(folder: resumeFolder, optimizer: &optimizer)
+            try checkResumable(saved, folder: resumeFolder, settings: settings)
+            resumed = saved
+        }
+
+        // 6. Tokenizer and data: every rank reads the records, rank 0 reports the problems.
         let tokenizer = try Tokenizer(modelPath: settings.tokenizer)
         let data = try TrainingDataSetup(
             settings: settings, tokenizer: tokenizer, imageSize: config.vision.imageSize,
-            rank: communicator.rank, worldSize: communicator.size, log: log)
+            rank: communicator.rank, worldSize: communicator.size, startStep: resumed?.step ?? 0,
+            cursor: resumed?.dataCursor, log: log)
 
-        // 6. Length of the run, schedule and optimizer.
         let totalSteps = settings.maxSteps ?? max(1, Int((settings.epochs ?? 1) * Double(data.trainExampleCount) / Double(settings.globalBatchSize)))
         if let faults {
             try faults.validate(worldSize: communicator.size, totalSteps: totalSteps)
             log("[fault] planned for this fault-injection test: \(faults.faults.map(\.description).joined(separator: ", "))")
         }
         let schedule = LearningRateSchedule.colab(baseRate: settings.learningRate, trainSteps: totalSteps, warmupFraction: settings.warmupFraction)
-        let kind: OptimizerKind = settings.optimizer == "adamw"
-            ? .adamW(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, weightDecay: settings.weightDecay)
-            : .sgd(momentum: settings.momentum)
-        var optimizer = Optimizer(kind: kind)
-        var state = TrainState(
+        var state = resumed ?? TrainState(
             step: 0, totalSteps: totalSteps, globalBatchSize: settings.globalBatchSize, seed: settings.seed, worldSize: communicator.size)
         if let resumeFolder {
-            state = try TrainingCheckpoint.readState(folder: resumeFolder, optimizer: &optimizer)
-            try checkResumable(state, folder: resumeFolder, settings: settings)
-            state.totalSteps = totalSteps
             log("[resume] from \(resumeFolder) at step \(state.step) (written by \(state.worldSize) rank\(state.worldSize == 1 ? "" : "s"))")
+            state.totalSteps = totalSteps
         }
 
         // 7. Output folder, resolved settings and the start-up table.
@@ -134,7 +140,7 @@ struct TrainCommand: Command {
             : "[train] stopped at step \(trainer.state.step) of \(totalSteps); resume with --resume auto")
     }
 
-    /// The checkpoint folder to resume from, or nil to start from --checkpoint.
+    /// Returns the checkpoint folder to resume from, or nil to start from --checkpoint.
     static func resolveResume(_ value: String, store: CheckpointStore) throws -> String? {
         switch value {
         case "none":
