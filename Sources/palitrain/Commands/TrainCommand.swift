@@ -67,6 +67,12 @@ struct TrainCommand: Command {
         // 4. Resume point and model weights.
         let store = CheckpointStore(outputDirectory: settings.outputDirectory)
         let resumeFolder = try resolveResume(settings.resume, store: store)
+        if settings.resume == "none", let existing = store.latestComplete() {
+            // Starting over would overwrite the step folders and metrics of the earlier run.
+            throw UsageError(
+                "--output-dir '\(settings.outputDirectory)' already holds checkpoints (latest: step \(existing)); "
+                    + "pass --resume auto to continue that run, or choose a new --output-dir")
+        }
         let weightsPath = resumeFolder.map { ($0 as NSString).appendingPathComponent("params.npz") } ?? settings.checkpoint
         let parameters = try ParameterStore(npz: NPZReader(path: weightsPath), trainable: settings.trainable)
         let model = PaliGemma(parameters: parameters)
