@@ -55,14 +55,8 @@ struct CachedDecoderStack {
 
         // 1. RMSNorm, then k = x·Wkv[0], v = x·Wkv[1] for every new token, RoPE on k
         let (normed, _) = RMSNorm.forward(x, p.preAttentionNorm)
-        var k = Tensor(uninitialized: [R, K, H])
-        var v = Tensor(uninitialized: [R, K, H])
-        for j in 0..<K {
-            Kernels.gemm(m: R, n: H, k: D, a: normed, lda: D, b: attention.keyValue, offsetB: j * D * H, ldb: H,
-                         c: &k, offsetC: j * H, ldc: K * H)
-            Kernels.gemm(m: R, n: H, k: D, a: normed, lda: D, b: attention.keyValue, offsetB: (K + j) * D * H, ldb: H,
-                         c: &v, offsetC: j * H, ldc: K * H)
-        }
+        var k = Self.projectHeads(normed, attention.keyValue.slice(0))
+        let v = Self.projectHeads(normed, attention.keyValue.slice(1))
         Kernels.applyRotary(&k, table: keyRotary, heads: K)
 
         // 2. write them to the cache, rounded to its precision
@@ -77,11 +71,7 @@ struct CachedDecoderStack {
             (queryInput, residual) = (normed, x)
         }
         let Rq = queryInput.shape[0]
-        var q = Tensor(uninitialized: [Rq, N, H])
-        for n in 0..<N {
-            Kernels.gemm(m: Rq, n: H, k: D, a: queryInput, lda: D, b: attention.query, offsetB: n * D * H, ldb: H,
-                         c: &q, offsetC: n * H, ldc: N * H)
-        }
+        var q = Self.projectHeads(queryInput, attention.query)
         Kernels.applyRotary(&q, table: queryRotary, heads: N)
         Kernels.scaleInPlace(&q, by: GemmaAttention.queryScale(headDim: H))
 
@@ -95,5 +85,22 @@ struct CachedDecoderStack {
         let (normed1, _) = RMSNorm.forward(h, p.preFFWNorm)
         let (mlpOutput, _) = GatedMLP.forward(normed1, p.mlp)
         return Kernels.add(mlpOutput, h)
+    }
+
+    // MARK: - Products
+
+    /// x·W[n] for every head n: the q_einsum `BTD,NDH->BTNH`, or one half of kv_einsum.
+    ///
+    /// - x: f32[R, D], weights: f32[heads, D, H]
+    /// - Returns: f32[R, heads, H]
+    private static func projectHeads(_ x: Tensor, _ weights: Tensor) -> Tensor {
+        let (R, D) = (x.shape[0], x.shape[1])
+        let (heads, H) = (weights.shape[0], weights.shape[2])
+        var output = Tensor(uninitialized: [R, heads, H])
+        for n in 0..<heads {
+            Kernels.gemm(m: R, n: H, k: D, a: x, lda: D, b: weights, offsetB: n * D * H, ldb: H,
+                         c: &output, offsetC: n * H, ldc: heads * H)
+        }
+        return output
     }
 }

@@ -36,7 +36,7 @@ extension PaliGemma {
 
         var normed = stack.run(prefillEmbeddings(prompt, prefill), prefill)
         recordFilled(prefill, in: cache)
-        state.appendGreedy(TiedLogits.forward(normed, tiedLogitsParameters()), examples: Array(0..<prompt.batchSize))
+        state.appendGreedy(decodingLogits(normed), examples: Array(0..<prompt.batchSize))
         timing.prefillSeconds = seconds(clock.now - prefillStart)
 
         // 2. one token per unfinished example per step
@@ -47,7 +47,7 @@ extension PaliGemma {
             let previous = active.map { state.tokens[$0].last! }
             normed = stack.run(TokenEmbedding.forward(ids: previous, tokenTable()), step)
             recordFilled(step, in: cache)
-            state.appendGreedy(TiedLogits.forward(normed, tiedLogitsParameters()), examples: active)
+            state.appendGreedy(decodingLogits(normed), examples: active)
             timing.steps += 1
             active = state.activeExamples
         }
@@ -110,4 +110,24 @@ extension PaliGemma {
 func seconds(_ duration: Duration) -> Double {
     let (whole, attoseconds) = duration.components
     return Double(whole) + Double(attoseconds) * 1e-18
+}
+
+extension PaliGemma {
+    /// Logits x·Eᵀ of the few rows a decoding step needs.
+    ///
+    /// - x: f32[R, D] after final_norm
+    /// - Returns: f32[R, V]
+    func decodingLogits(_ x: Tensor) -> Tensor {
+        let head = tiedLogitsParameters()
+        let (R, D) = (x.shape[0], x.shape[1])
+        if R > Kernels.skinnyRowLimit { return TiedLogits.forward(x, head) }
+
+        // With few rows, reading the table once is the whole cost; BLAS would also repack it.
+        var logits = Tensor(uninitialized: [R, head.vocabSize])
+        head.forEachChunk { range, table in
+            Kernels.skinnyGEMMTransposedB(
+                m: R, n: range.count, k: D, a: x, b: table, c: &logits, offsetC: range.lowerBound, ldc: head.vocabSize)
+        }
+        return logits
+    }
 }

@@ -7,6 +7,8 @@ enum CommandList {
         TrainCommand.entry,
         StepCommand.entry,
         DecodeCommand.entry,
+        EvalCommand.entry,
+        PredictCommand.entry,
         ScoreCommand.entry,
         VersionCommand.entry,
         CommCheckCommand.entry,
