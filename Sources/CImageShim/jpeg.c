@@ -29,7 +29,7 @@ static void on_error_exit(j_common_ptr cinfo) {
 
 /*
  * Warnings (level -1) and trace messages (level >= 0). Running out of data is only a warning
- * in libjpeg, which then fills the missing rows with gray; a training pipeline must not learn
+ * in libjpeg, which then fills the missing rows with gray. A training pipeline must not learn
  * from such an image, so those two warnings become errors. Nothing is printed.
  */
 static void on_emit_message(j_common_ptr cinfo, int level) {

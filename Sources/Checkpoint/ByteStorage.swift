@@ -61,6 +61,13 @@ final class ByteStorage: @unchecked Sendable {
         return ByteStorage(base: UnsafeRawPointer(memory), count: count, release: .deallocate)
     }
 
+    /// Copies `bytes` into a new heap buffer.
+    static func copy(of bytes: UnsafeRawBufferPointer) -> ByteStorage {
+        allocate(count: bytes.count) { destination in
+            destination.copyMemory(from: bytes)
+        }
+    }
+
     private init(base: UnsafeRawPointer?, count: Int, release: Release) {
         self.base = base
         self.count = count

@@ -3,7 +3,16 @@
 /// Reads the `.npy` file at `path`. The data is memory-mapped, not copied. The array's key is
 /// the file name without directory and `.npy` suffix.
 public func readNPY(path: String, limits: CheckpointLimits = .default) throws -> NPYArray {
-    let storage = try ByteStorage.map(path: path)
+    try readNPY(storage: ByteStorage.map(path: path), path: path, limits: limits)
+}
+
+/// Reads an `.npy` file held in memory. The bytes are copied, so the caller's buffer may go
+/// away. `name` replaces the path: the array's key and `file` and the error messages use it.
+public func readNPY(bytes: UnsafeRawBufferPointer, name: String = "<memory>.npy", limits: CheckpointLimits = .default) throws -> NPYArray {
+    try readNPY(storage: ByteStorage.copy(of: bytes), path: name, limits: limits)
+}
+
+private func readNPY(storage: ByteStorage, path: String, limits: CheckpointLimits) throws -> NPYArray {
     let name = path.split(separator: "/").last.map(String.init) ?? path
     let key = name.hasSuffix(".npy") ? String(name.dropLast(4)) : name
 

@@ -1,7 +1,7 @@
 /// Reads arrays from an `.npz` archive (numpy's `savez` format: a ZIP of `.npy` members).
 ///
-/// The whole file is memory-mapped read-only when the reader opens it, and the central
-/// directory is checked then (see `ZipDirectory`). Arrays in stored members point into the
+/// The whole file is memory-mapped read-only when the reader opens it (or copied, for
+/// `init(bytes:name:limits:)`), and the central directory is checked then (see `ZipDirectory`). Arrays in stored members point into the
 /// mapping, so opening a 5.8 GB checkpoint copies nothing. A deflated member is inflated into
 /// a buffer of exactly its declared size when `array(_:)` is called.
 ///
@@ -22,10 +22,21 @@ public final class NPZReader: Sendable {
     private let indexByKey: [String: Int]
 
     /// Opens the archive at `path` and validates its directory. Throws `CheckpointError`.
-    public init(path: String, limits: CheckpointLimits = .default) throws {
+    public convenience init(path: String, limits: CheckpointLimits = .default) throws {
+        try self.init(path: path, storage: try ByteStorage.map(path: path), limits: limits)
+    }
+
+    /// Opens an archive held in memory (a download, a test fixture, a fuzzer input) and
+    /// validates its directory. The bytes are copied, so the caller's buffer may go away.
+    /// `name` replaces the path in `path` and in error messages.
+    public convenience init(bytes: UnsafeRawBufferPointer, name: String = "<memory>", limits: CheckpointLimits = .default) throws {
+        try self.init(path: name, storage: ByteStorage.copy(of: bytes), limits: limits)
+    }
+
+    private init(path: String, storage: ByteStorage, limits: CheckpointLimits) throws {
         self.path = path
         self.limits = limits
-        storage = try ByteStorage.map(path: path)
+        self.storage = storage
 
         let directory = ZipDirectory(file: path, bytes: storage.bytes, limits: limits)
         members = try directory.readMembers().sorted { $0.key < $1.key }

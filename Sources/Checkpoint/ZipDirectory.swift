@@ -308,6 +308,17 @@ struct ZipDirectory {
                 file: file, key: normalizedKey(name), setting: "maxMemberBytes", limit: limits.maxMemberBytes,
                 found: size)
         }
+        // One deflate length/distance pair takes at least 2 bits and yields at most 258 bytes, so
+        // n compressed bytes inflate to at most 1032 * n (zlib's "Technical Details" page). A
+        // larger declared size is false, and reading the member would allocate it before
+        // inflating: a 500-byte file could request 4 GiB.
+        let (inflateBound, boundOverflow) = compressedSize.multipliedReportingOverflow(by: 1032)
+        if case .deflated = compression, !boundOverflow, size > inflateBound {
+            throw invalid(
+                name, "deflated size",
+                expected: "at most 1032 times the compressed size (\(inflateBound) bytes), deflate's maximum ratio",
+                found: "size \(size) for \(compressedSize) compressed bytes")
+        }
 
         let member = NPZMember(
             name: name, key: normalizedKey(name), compression: compression, compressedSize: compressedSize,

@@ -5,12 +5,14 @@ public enum DatasetError: Error, CustomStringConvertible {
     case ambiguousLayout(directory: String, roboflow: String, perSplit: String)
     case fileNotReadable(path: String, reason: String)
     case missingSplit(name: String, available: [String])
-    /// Records with errors, and training was not told to skip them.
+    /// Records with errors, and skipping them was not requested.
     case badRecords(errorCount: Int, listed: [RecordProblem])
     /// A split has no usable record left.
     case noUsableRecords(split: String, file: String, skipped: Int)
     case invalidLoaderSetting(name: String, value: Int, reason: String)
     case cursorMismatch(field: String, saved: String, current: String)
+    /// `next()` was called after `stop()`, or after a failure was already reported.
+    case loaderStopped
     /// An example failed while the loader prepared it.
     case exampleFailed(file: String, line: Int, image: String, cause: any Error)
 
@@ -44,6 +46,8 @@ public enum DatasetError: Error, CustomStringConvertible {
         case .cursorMismatch(let field, let saved, let current):
             return "cannot resume the data loader: the saved \(field) is \(saved) but the current one is \(current); "
                 + "resume with the same dataset, seed and global batch size, or start a new run"
+        case .loaderStopped:
+            return "the data loader has stopped (after stop() or an earlier error); create a new loader"
         case .exampleFailed(let file, let line, let image, let cause):
             return "\(file):\(line): image '\(image)': \(cause)"
         }

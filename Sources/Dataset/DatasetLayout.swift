@@ -14,7 +14,7 @@ public struct SplitSource: Sendable, Equatable {
     }
 }
 
-/// Where a dataset's splits are, and the folder no image path may leave.
+/// The location of a dataset's splits, and the folder no image path may leave.
 public struct DatasetSource: Sendable, Equatable {
     public enum Layout: String, Sendable {
         /// Roboflow's PaliGemma export: `_annotations.<split>.jsonl` beside the images.

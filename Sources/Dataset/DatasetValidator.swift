@@ -1,6 +1,6 @@
 import Foundation
 
-/// What `palitrain validate` and the training preflight check, and with what.
+/// Settings of `palitrain validate` and of the training preflight.
 public struct ValidationOptions: Sendable {
     public var limits: DatasetLimits
     /// With a tokenizer, every training sequence is tokenized and checked against `maxTextLength`.
@@ -157,7 +157,7 @@ public enum DatasetValidator {
 
 /// Fixed slots written by concurrent workers, one index each.
 final class ResultSlots<Value: Sendable>: @unchecked Sendable {
-    // NOTE: @unchecked Sendable is sound because every access holds `lock`.
+    // NOTE: @unchecked Sendable is sound because every access takes `lock`.
     private var storage: [Value?]
     private let lock = NSLock()
 

@@ -1,6 +1,6 @@
 /// Parsing of PaliGemma's detection prompt and answer text.
 ///
-/// Prompt: `detect a ; b ; c`. Answer: one group per object, `<locY1><locX1><locY2><locX2> label`
+/// Prompt: `detect a ; b ; c`. Suffix (the model's output): one group per object, `<locY1><locX1><locY2><locX2> label`
 /// (optionally 16 `<segNNN>` before the label), groups joined by ` ; `, empty for no object.
 public enum DetectionText {
     public struct Object: Equatable, Sendable {
@@ -17,14 +17,14 @@ public enum DetectionText {
         public var message: String
     }
 
-    /// The class names of a `detect …` prompt, or nil when the prompt is not a detection prompt.
+    /// Returns the class names of a `detect …` prompt, or nil for any other prompt.
     /// Names are split at " ; " and kept as written, so that stray spaces can be reported.
     public static func classes(inPrefix prefix: String) -> [String]? {
         guard prefix.hasPrefix("detect ") else { return nil }
         return prefix.dropFirst("detect ".count).components(separatedBy: " ; ")
     }
 
-    /// Why a class name is risky for the parsers that read PaliGemma's output, or nil.
+    /// Returns why a class name is risky for the parsers that read PaliGemma's output, or nil.
     ///
     /// The official demo's parser reads a label as `[^;<>]+` and strips it, so ';', '<' and '>'
     /// end a label early and leading or trailing spaces are lost.

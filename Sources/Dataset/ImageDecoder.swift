@@ -6,7 +6,7 @@ public enum ImageFormat: String, Sendable {
     case png = "PNG"
 }
 
-/// What an image file's header says.
+/// The properties an image file's header declares.
 public struct ImageInfo: Sendable, Equatable {
     public var format: ImageFormat
     /// Size as stored, before the EXIF orientation is applied.

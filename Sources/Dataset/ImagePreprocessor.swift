@@ -22,7 +22,7 @@ public struct ImagePreprocessor: Sendable {
         /// Always decode at full size (the default).
         case off
         /// Use the largest of 1/2, 1/4, 1/8 whose decoded width and height both stay at least
-        /// `factor` times the output size; the antialiased resize then does the rest.
+        /// `factor` times the output size. The antialiased resize then does the rest.
         ///
         /// NOTE: this is faster but not exact. On the bone-fracture X-rays, resized to 224, the
         /// largest pixel difference from the full-size path was 3 to 27 levels (of 255) at
@@ -58,7 +58,7 @@ public struct ImagePreprocessor: Sendable {
             warningCount: image.warningCount)
     }
 
-    /// The DCT scale denominator for a JPEG of this stored size.
+    /// Returns the DCT scale denominator for a JPEG of this stored size.
     public func scaleDenominator(width: Int, height: Int) -> Int {
         guard case .keepingAtLeast(let factor) = dctScaling else { return 1 }
         let needed = Int((Double(size) * factor).rounded(.up))
@@ -75,8 +75,8 @@ public struct ImagePreprocessor: Sendable {
         var output = [Float](repeating: 0, count: size * size * 3)
         let scale: Float = 1 / 127.5
 
-        // A DCT-scaled image has ceil(n / d) pixels but covers n / d of them; resizing over
-        // n / d keeps the sample positions of the full-size image.
+        // A DCT-scaled image has ceil(n / d) pixels but covers only n / d of them. Resizing
+        // over n / d keeps the sample positions of the full-size image.
         let info = image.info
         let extent = (width: Double(info.width) / Double(denominator), height: Double(info.height) / Double(denominator))
         output.withUnsafeMutableBufferPointer { output in

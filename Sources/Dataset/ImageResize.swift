@@ -16,9 +16,9 @@ enum ImageResize {
         var weights: [Float]
         var stride: Int
 
-        /// - inputExtent: the length of the input in its own pixels, normally `inputSize`. An
-        ///   input decoded at 1/d scale from n pixels has ceil(n / d) pixels but covers n / d of
-        ///   them; passing n / d keeps the sample positions those of the full-size image.
+        /// - inputExtent: the length of the input in its own pixels, normally `inputSize`.
+        ///   An input decoded at 1/d scale from n pixels has ceil(n / d) pixels but covers only
+        ///   n / d of them. Passing n / d keeps the sample positions of the full-size image.
         init(inputSize: Int, outputSize: Int, inputExtent: Double? = nil) {
             let inverseScale = (inputExtent ?? Double(inputSize)) / Double(outputSize)
             let kernelScale = max(inverseScale, 1)
@@ -59,35 +59,42 @@ enum ImageResize {
         let rowLength = width * 3
         var line = [Float](repeating: 0, count: rowLength)
 
-        line.withUnsafeMutableBufferPointer { line in
-            for outY in 0..<outputHeight {
-                // 1. Vertical: blend the input rows of this output row into one line.
-                for k in 0..<rowLength { line[k] = 0 }
-                for tap in 0..<rows.count[outY] {
-                    let weight = rows.weights[outY * rows.stride + tap]
-                    let rowStart = (rows.start[outY] + tap) * rowLength
-                    for k in 0..<rowLength {
-                        line[k] += weight * source[rowStart + k].floatValue
-                    }
-                }
+        // Raw pointers keep bounds checks and reference counting out of the inner loops.
+        line.withUnsafeMutableBufferPointer { lineBuffer in
+            rows.weights.withUnsafeBufferPointer { rowWeights in
+                columns.weights.withUnsafeBufferPointer { columnWeights in
+                    let line = lineBuffer.baseAddress!
+                    let source = source.baseAddress!
+                    let output = output.baseAddress!
+                    for outY in 0..<outputHeight {
+                        // 1. Vertical: blend the input rows of this output row into one line.
+                        line.update(repeating: 0, count: rowLength)
+                        for tap in 0..<rows.count[outY] {
+                            let weight = rowWeights[outY * rows.stride + tap]
+                            let row = source + (rows.start[outY] + tap) * rowLength
+                            Sample.accumulate(row, weight: weight, into: line, count: rowLength)
+                        }
 
-                // 2. Horizontal: filter the line into the output row.
-                let outRow = outY * outputWidth * 3
-                for outX in 0..<outputWidth {
-                    var red: Float = 0
-                    var green: Float = 0
-                    var blue: Float = 0
-                    let first = columns.start[outX]
-                    for tap in 0..<columns.count[outX] {
-                        let weight = columns.weights[outX * columns.stride + tap]
-                        let x = (first + tap) * 3
-                        red += weight * line[x]
-                        green += weight * line[x + 1]
-                        blue += weight * line[x + 2]
+                        // 2. Horizontal: filter the line into the output row.
+                        let outRow = output + outY * outputWidth * 3
+                        for outX in 0..<outputWidth {
+                            var red: Float = 0
+                            var green: Float = 0
+                            var blue: Float = 0
+                            let weights = columnWeights.baseAddress! + outX * columns.stride
+                            var pixel = line + columns.start[outX] * 3
+                            for tap in 0..<columns.count[outX] {
+                                let weight = weights[tap]
+                                red += weight * pixel[0]
+                                green += weight * pixel[1]
+                                blue += weight * pixel[2]
+                                pixel += 3
+                            }
+                            outRow[outX * 3] = red * outputScale + outputOffset
+                            outRow[outX * 3 + 1] = green * outputScale + outputOffset
+                            outRow[outX * 3 + 2] = blue * outputScale + outputOffset
+                        }
                     }
-                    output[outRow + outX * 3] = red * outputScale + outputOffset
-                    output[outRow + outX * 3 + 1] = green * outputScale + outputOffset
-                    output[outRow + outX * 3 + 2] = blue * outputScale + outputOffset
                 }
             }
         }
@@ -96,13 +103,35 @@ enum ImageResize {
 
 /// A sample type the resizer reads.
 protocol ResizeSample {
-    var floatValue: Float { get }
+    /// line[k] += weight * row[k] for k in 0..<count.
+    static func accumulate(_ row: UnsafePointer<Self>, weight: Float, into line: UnsafeMutablePointer<Float>, count: Int)
 }
 
 extension UInt8: ResizeSample {
-    var floatValue: Float { Float(self) }
+    static func accumulate(_ row: UnsafePointer<UInt8>, weight: Float, into line: UnsafeMutablePointer<Float>, count: Int) {
+        // Eight samples at a time; the loop over scalars did not vectorise (measured 3x slower).
+        let weights = SIMD8<Float>(repeating: weight)
+        var k = 0
+        let rawRow = UnsafeRawPointer(row)
+        let rawLine = UnsafeMutableRawPointer(line)
+        while k + 8 <= count {
+            let bytes = rawRow.loadUnaligned(fromByteOffset: k, as: SIMD8<UInt8>.self)
+            let values = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: bytes))
+            let sum = rawLine.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self) + weights * values
+            rawLine.storeBytes(of: sum, toByteOffset: k * 4, as: SIMD8<Float>.self)
+            k += 8
+        }
+        while k < count {
+            line[k] += weight * Float(row[k])
+            k += 1
+        }
+    }
 }
 
 extension Float: ResizeSample {
-    var floatValue: Float { self }
+    static func accumulate(_ row: UnsafePointer<Float>, weight: Float, into line: UnsafeMutablePointer<Float>, count: Int) {
+        for k in 0..<count {
+            line[k] += weight * row[k]
+        }
+    }
 }

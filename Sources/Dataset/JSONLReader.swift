@@ -28,7 +28,7 @@ struct JSONLLineReader {
         self.maxLineBytes = maxLineBytes
     }
 
-    /// The next line, or nil at the end of the file.
+    /// Returns the next line, or nil at the end of the file.
     mutating func next() throws -> Line? {
         var line: [UInt8] = []
         var length = 0
@@ -92,7 +92,7 @@ struct JSONLLineReader {
     }
 }
 
-/// The byte offset of the first invalid UTF-8 sequence, or nil when the bytes are valid.
+/// Returns the byte offset of the first invalid UTF-8 sequence, or nil when the bytes are valid.
 func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
     var iterator = bytes.makeIterator()
     var decoder = UTF8()

@@ -12,7 +12,7 @@ struct SHA256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    /// The digest as 64 lowercase hex characters.
+    /// Returns the digest as 64 lowercase hex characters.
     static func hex<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         digest(Array(bytes)).map { byte in
             let text = String(byte, radix: 16)

@@ -41,10 +41,11 @@ public enum SequenceError: Error, CustomStringConvertible, Equatable {
 
 /// The token layout of spec section 2: `[BOS] prefix ["\n"] suffix [EOS] [PAD…]`.
 ///
-/// Two deliberate differences from big_vision's colab: an empty suffix still supervises EOS
-/// (the colab's `tolen` does the same; this is stated because an image without objects must
-/// teach the model to stop), and a sequence whose EOS would fall past the row is an error,
-/// where big_vision's `tolen` cuts it silently.
+/// Two deliberate differences from the big_vision fine-tuning colab. First, an empty suffix
+/// still gets an EOS with loss, because an image without objects must teach the model to stop
+/// (the colab's `preprocess_tokens` adds suffix and EOS only `if suffix`). Second, a sequence
+/// whose EOS would fall past the row is an error, where the colab and big_vision's `tolen`
+/// cut it silently.
 public struct SequenceLayout: Sendable, Equatable {
     public let bos: Int32
     public let eos: Int32
@@ -68,7 +69,7 @@ public struct SequenceLayout: Sendable, Equatable {
         prefixTokens + suffixTokens + 3
     }
 
-    /// A training row of `textLength + 1` tokens.
+    /// Builds a training row of `textLength + 1` tokens.
     ///
     /// - text: `[BOS, prefix…, sep, suffix…, EOS, PAD…]`
     /// - maskAR: 0 on BOS, prefix and sep; 1 on suffix, EOS and padding (big_vision pads with 1)
@@ -93,8 +94,8 @@ public struct SequenceLayout: Sendable, Equatable {
             maskInput: Array(repeating: 1, count: needed) + Array(repeating: 0, count: padding))
     }
 
-    /// A decoding prompt, big_vision's eval layout: `[BOS, prefix…, sep]`, then optionally a
-    /// suffix start to continue from (no EOS), padded to `length`.
+    /// Builds a decoding prompt in big_vision's eval layout: `[BOS, prefix…, sep]`, then
+    /// optionally a suffix start to continue from (no EOS), padded to `length`.
     ///
     /// - maskAR: 0 on BOS, prefix and sep; 1 on the given suffix tokens and padding
     /// - maskLoss: all 0
@@ -133,7 +134,7 @@ public struct SequenceBuilder: Sendable {
         try layout.trainingRow(prefixIDs: tokenizer.encode(prefix), suffixIDs: tokenizer.encode(suffix))
     }
 
-    /// A decoding prompt padded to `length` (default: the training row length L + 1).
+    /// Builds a decoding prompt padded to `length` (default: the training row length L + 1).
     public func promptRow(prefix: String, length: Int? = nil) throws -> TextRow {
         try layout.promptRow(prefixIDs: tokenizer.encode(prefix), length: length ?? layout.textLength + 1)
     }

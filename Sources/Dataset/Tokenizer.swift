@@ -6,7 +6,7 @@ import Foundation
 /// PaliGemma's `paligemma_tokenizer.model` has 257,152 pieces: the Gemma vocabulary, then
 /// `<loc0000>`…`<loc1023>` at 256000…257023 and `<seg000>`…`<seg127>` at 257024…257151, with
 /// PAD 0, EOS 1, BOS 2 and "\n" = 108. Smaller models trained with `spm_train` for tests and the
-/// demo carry the same pieces as user-defined symbols at other ids; this type reads the ids from
+/// demo carry the same pieces as user-defined symbols at other ids. This type reads the ids from
 /// the model and checks that each family is complete, contiguous and emitted as one token.
 ///
 /// Encoding never adds BOS or EOS: the sequence builder places them itself.
@@ -121,13 +121,13 @@ public final class Tokenizer: @unchecked Sendable {
         }
     }
 
-    /// The id of a piece, or nil when the model has none.
+    /// Returns the id of a piece, or nil when the model has none.
     public func id(ofPiece piece: String) -> Int32? {
         let id = Self.pieceID(handle, piece)
         return id >= 0 ? id : nil
     }
 
-    /// The piece text of an id, or nil when the id is outside the vocabulary.
+    /// Returns the piece text of an id, or nil when the id is outside the vocabulary.
     public func piece(ofID id: Int32) -> String? {
         let length = cspshim_id_to_piece(handle, id, nil, 0)
         guard length >= 0 else { return nil }
@@ -137,10 +137,10 @@ public final class Tokenizer: @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The id of `<locNNNN>` for a bin in 0...1023.
+    /// Returns the id of `<locNNNN>` for a bin in 0...1023.
     public func locID(_ bin: Int) -> Int32 { locBase + Int32(bin) }
 
-    /// The id of `<segNNN>` for a codebook entry in 0...127.
+    /// Returns the id of `<segNNN>` for a codebook entry in 0...127.
     public func segID(_ code: Int) -> Int32 { segBase + Int32(code) }
 
     /// Settings stored in the model, for reports.

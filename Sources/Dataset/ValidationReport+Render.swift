@@ -1,8 +1,8 @@
 import Foundation
 
 extension ValidationReport {
-    /// The report as `palitrain validate` prints it: sources, problems (errors first, at most
-    /// `limits.maxProblemsListed` of each severity), statistics and the verdict.
+    /// Formats the report as `palitrain validate` prints it: sources, problems (errors first,
+    /// at most `limits.maxProblemsListed` of each severity), statistics and the verdict.
     public func render() -> String {
         var lines: [String] = []
         let maxListed = options.limits.maxProblemsListed
@@ -10,7 +10,8 @@ extension ValidationReport {
         // 1. What was read.
         lines.append("dataset: \(source.boundary) (\(source.layout.rawValue))")
         for split in splits {
-            lines.append("  \(split.split.name): \(split.split.annotations): \(split.recordCount) records, "
+            let noun = split.recordCount == 1 ? "record" : "records"
+            lines.append("  \(split.split.name): \(split.split.annotations): \(split.recordCount) \(noun), "
                 + "\(usableExamples(split: split.split.name).count) usable")
         }
         if let tokenizer = options.tokenizer {

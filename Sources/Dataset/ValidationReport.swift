@@ -47,7 +47,7 @@ public struct ValidationReport: Sendable {
 
     public var recordCount: Int { splits.reduce(0) { $0 + $1.recordCount } }
 
-    /// The records of a split that have no error, in file order.
+    /// Returns the records of a split that have no error, in file order.
     public func usableExamples(split name: String) -> [Example] {
         let bad = Set(problems.filter { $0.severity == .error }.map { "\($0.file):\($0.line)" })
         let records = splits.first { $0.split.name == name }?.examples ?? []

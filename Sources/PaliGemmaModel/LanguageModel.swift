@@ -43,6 +43,7 @@ enum LanguageModel {
         var dx = RMSNorm.backward(
             dPreLogits, cache.finalNorm, RMSNorm.Parameters(scale: store.weights(Name.finalNorm)),
             RMSNorm.Gradients(scale: gradients.target(Name.finalNorm)))
+        gradients.markReady([Name.finalNorm])
         if !needInputGradient && !store.anyTrainable(prefix: "llm/layers/") { return nil }
 
         // 1'. decoder blocks, last first
@@ -54,12 +55,20 @@ enum LanguageModel {
             case .input(let input): blockCache = DecoderBlock.forward(input, parameters, context).1
             }
             dx = DecoderBlock.backward(dx, blockCache, parameters, DecoderBlock.Gradients(gradients, layer: layer), context)
+            gradients.markReady(blockNames, layer: layer)
         }
         return dx
     }
 }
 
 // MARK: - Checkpoint names → decoder block parameters
+
+/// The stacked arrays of one decoder block.
+let blockNames = [
+    ParameterTable.Name.preAttentionNorm, ParameterTable.Name.qEinsum, ParameterTable.Name.kvEinsum,
+    ParameterTable.Name.attnVecEinsum, ParameterTable.Name.preFFWNorm, ParameterTable.Name.gating,
+    ParameterTable.Name.linear,
+]
 
 extension DecoderBlock.Parameters {
     init(_ store: ParameterStore, layer: Int) {

@@ -2,13 +2,13 @@ import TensorCore
 
 /// PaliGemma-1 on the CPU: forward pass, loss, and backward pass into `gradients`.
 ///
-/// Which parameters get gradients is decided by the store's trainable pattern. Frozen towers
-/// cost no weight-gradient GEMMs; when nothing under `img/` is trainable the backward pass
-/// stops at the decoder input, and the vision tower keeps no activations.
+/// The store's trainable pattern decides which parameters get gradients. Frozen weights cost no
+/// weight-gradient GEMMs. When nothing under `img/` is trainable, the backward pass stops at the
+/// decoder input and the vision tower keeps no activations.
 public final class PaliGemma {
     typealias Name = ParameterTable.Name
 
-    /// Which text positions get logits.
+    /// The text positions that get logits.
     public enum LogitRows: Sendable {
         /// Every text position: logits [B, T, V]. Needed to inspect or decode all positions.
         case allText
@@ -17,7 +17,7 @@ public final class PaliGemma {
         case supervised
     }
 
-    /// Which example and text position (0..<T) a logits row belongs to.
+    /// The example and text position (0..<T) of a logits row.
     public struct LogitRow: Sendable, Equatable {
         public let example: Int
         public let position: Int
@@ -51,7 +51,19 @@ public final class PaliGemma {
     public let gradients: GradientTable
     /// When true, blocks keep only their input and rerun their forward pass during the backward
     /// pass: about a third more compute for a fraction of the activation memory.
+    /// NOTE: without it, a pt-224 decoder block keeps about 45,600 f32 values per token
+    /// (6 × 2048 + 2 × 256 + 2 × 16384), so 8 examples of 128 text tokens (3072 tokens) need
+    /// about 10 GB for 18 blocks; with it, about 0.5 GB plus one block. Turn it on for pt models.
     public var rematerialize = false
+    /// Called during `forwardBackward` each time a gradient, or one layer of a stacked
+    /// gradient, is final for this pass, in backward order. The call runs on the backward
+    /// pass's thread and the pass waits for it, so a handler that starts an all-reduce of that
+    /// slice overlaps communication with the rest of the backward pass.
+    public var onGradientReady: ((GradientReady) -> Void)? {
+        get { gradients.readyHandler }
+        set { gradients.readyHandler = newValue }
+    }
+
     /// Vocabulary rows expanded at a time when the token table is stored as f16/bf16 and frozen.
     public var vocabularyChunk = 16_384
 
@@ -158,6 +170,7 @@ public final class PaliGemma {
                 if embeddingTrainable {
                     let dZtxt = Kernels.selectRows(dx, layout.textRows)
                     TokenEmbedding.backward(dZtxt, ids: inputIDs, width: D, TokenEmbedding.Gradients(table: gradients.target(Name.embedding)))
+                    gradients.markReady([Name.embedding])
                 }
                 // 1'. vision tower
                 if visionTrainable, let visionCache {

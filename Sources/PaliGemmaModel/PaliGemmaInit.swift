@@ -4,8 +4,8 @@ import TensorCore
 /// Named model sizes and random initialisation for training from scratch.
 ///
 /// Values are generated from (seed, parameter name, element index) with a counter-based
-/// generator, so every array, and every layer of it, can be produced on its own, in any order,
-/// without holding the whole model in memory: pt-224 is 5.8 GB even in f16.
+/// generator. Every array, and every layer of it, can therefore be produced on its own and in
+/// any order, without the whole model in memory (pt-224 is 5.8 GB even in f16).
 public enum PaliGemmaInit {
     /// Known variant names.
     public static let variantNames = ["pt-224", "pt-448", "pt-896", "tiny", "demo", "bench-small"]
@@ -80,7 +80,7 @@ public enum PaliGemmaInit {
         }
     }
 
-    /// The initial values of one parameter as an array that owns its bytes.
+    /// Generates the initial values of one parameter into an array that owns its bytes.
     public static func array(_ spec: ParameterTable.Spec, seed: UInt64, dtype: DType) -> StoredArray {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(spec.count * dtype.byteSize)
@@ -92,8 +92,8 @@ public enum PaliGemmaInit {
         }
     }
 
-    /// All arrays of `config` in memory. Meant for small models; stream large ones with
-    /// `generate` instead.
+    /// Generates every array of `config` in memory. Meant for small models: stream large ones
+    /// with `generate` instead.
     public static func arrays(for config: PaliGemmaConfig, seed: UInt64, dtype: DType = .f32) -> [String: StoredArray] {
         var arrays: [String: StoredArray] = [:]
         for spec in ParameterTable.specs(for: config) { arrays[spec.name] = array(spec, seed: seed, dtype: dtype) }
@@ -110,20 +110,34 @@ public enum PaliGemmaInit {
         case .normal(let standardDeviation):
             let stream = seed ^ fnv1a(spec.name)
             Threading.parallelFor(count, minimumChunk: 1 << 14) { range in
-                for i in range {
-                    out[i] = Float(standardDeviation * standardNormal(stream: stream, index: UInt64(first + i)))
+                // Elements 2p and 2p + 1 are the two outputs of one Box-Muller draw for pair p.
+                var i = range.lowerBound
+                while i < range.upperBound {
+                    let element = first + i
+                    let (even, odd) = normalPair(stream: stream, pair: UInt64(element / 2))
+                    if element % 2 == 1 {
+                        out[i] = Float(standardDeviation * odd)
+                        i += 1
+                        continue
+                    }
+                    out[i] = Float(standardDeviation * even)
+                    if i + 1 < range.upperBound { out[i + 1] = Float(standardDeviation * odd) }
+                    i += 2
                 }
             }
         }
     }
 
-    /// A standard normal sample for element `index` of `stream` (Box-Muller on two hashed uniforms).
-    static func standardNormal(stream: UInt64, index: UInt64) -> Double {
-        let first = mix(stream &+ 2 &* index)
-        let second = mix(stream &+ 2 &* index &+ 1)
+    /// Two independent standard normal samples for pair `pair` of `stream` (Box-Muller on two
+    /// hashed uniforms).
+    static func normalPair(stream: UInt64, pair: UInt64) -> (Double, Double) {
+        let first = mix(stream &+ 2 &* pair)
+        let second = mix(stream &+ 2 &* pair &+ 1)
         let u1 = (Double(first >> 11) + 0.5) / 9_007_199_254_740_992  // in (0, 1)
         let u2 = Double(second >> 11) / 9_007_199_254_740_992
-        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+        let radius = (-2 * log(u1)).squareRoot()
+        let angle = 2 * Double.pi * u2
+        return (radius * cos(angle), radius * sin(angle))
     }
 
     /// SplitMix64's finaliser: a bijective mix of 64 bits.

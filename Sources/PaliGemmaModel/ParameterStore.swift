@@ -62,7 +62,7 @@ public final class ParameterStore {
 
     // MARK: - Queries
 
-    /// Whether `name` is updated by training.
+    /// Returns whether `name` is updated by training.
     public func isTrainable(_ name: String) -> Bool {
         if case .trainable = entry(name) { return true }
         return false
@@ -79,7 +79,7 @@ public final class ParameterStore {
     /// Shape of `name`.
     public func shape(of name: String) -> [Int] { spec(name).shape }
 
-    /// The dtype `name` is held in: f32 for trainable parameters, the stored dtype otherwise.
+    /// Returns the dtype `name` is kept in: f32 for trainable parameters, the stored dtype otherwise.
     public func dtype(of name: String) -> DType {
         switch entry(name) {
         case .trainable: return .f32
@@ -87,7 +87,7 @@ public final class ParameterStore {
         }
     }
 
-    /// The array as stored: frozen ones as loaded, trainable ones as an f32 copy of the values.
+    /// Returns the array as stored: frozen ones as loaded, trainable ones as an f32 copy.
     public func storedArray(_ name: String) -> StoredArray {
         switch entry(name) {
         case .trainable(let tensor): return StoredArray(tensor, dtype: .f32)
@@ -95,7 +95,18 @@ public final class ParameterStore {
         }
     }
 
-    /// The whole array as f32 (a copy or conversion for frozen arrays that are not f32).
+    /// Calls `body` with the dtype and little-endian bytes of `name` as held, without copying
+    /// (for writing checkpoints). The bytes are valid only inside `body`.
+    public func withStoredBytes<R>(_ name: String, _ body: (DType, UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch entry(name) {
+        case .trainable(let tensor):
+            return try tensor.withUnsafeBufferPointer { try body(.f32, UnsafeRawBufferPointer($0)) }
+        case .frozen(let array):
+            return try array.withUnsafeBytes { try body(array.dtype, $0) }
+        }
+    }
+
+    /// Returns the whole array as f32 (converted for frozen arrays that are not f32).
     public func values(_ name: String) -> Tensor {
         switch entry(name) {
         case .trainable(let tensor): return tensor
@@ -153,7 +164,7 @@ public final class ParameterStore {
         }
     }
 
-    /// The stored array of a frozen parameter, or nil when it is trainable.
+    /// Returns the stored array of a frozen parameter, or nil when it is trainable.
     func frozenArray(_ name: String) -> StoredArray? {
         if case .frozen(let array) = entry(name) { return array }
         return nil
@@ -182,7 +193,7 @@ public final class ParameterStore {
 }
 
 extension Tensor {
-    /// A copy in freshly allocated memory (never borrowed, never shared).
+    /// Copies the values into freshly allocated memory (never borrowed, never shared).
     func ownedCopy() -> Tensor {
         var copy = Tensor(uninitialized: shape)
         withUnsafeBufferPointer { source in
@@ -190,6 +201,13 @@ extension Tensor {
         }
         return copy
     }
+}
+
+/// A gradient that the running backward pass will not change again: the whole array `name`, or
+/// only its slice `layer` along the leading axis of a stacked array.
+public struct GradientReady: Sendable, Equatable {
+    public let name: String
+    public let layer: Int?
 }
 
 /// Gradient buffers of the trainable parameters, by name.
@@ -212,6 +230,15 @@ public final class GradientTable {
     /// Sets every gradient to zero.
     public func zero() {
         for buffer in buffers.values { buffer.zero() }
+    }
+
+    /// Called by the backward pass when a gradient (or one layer of a stacked gradient) is final.
+    var readyHandler: ((GradientReady) -> Void)?
+
+    /// Reports every trainable name among `names` (at `layer` when stacked) as final.
+    func markReady(_ names: [String], layer: Int? = nil) {
+        guard let readyHandler else { return }
+        for name in names where buffers[name] != nil { readyHandler(GradientReady(name: name, layer: layer)) }
     }
 
     /// Accumulation target for `name` (its layer `layer` when stacked), or nil when frozen.

@@ -55,9 +55,11 @@ enum VisionTower {
         // 3'. head, encoder_norm
         let head = Dense.Gradients(kernel: gradients.target(Name.headKernel), bias: gradients.target(Name.headBias))
         var dx = Dense.backward(dZimg, cache.head, headParameters(store), head)
+        gradients.markReady([Name.headKernel, Name.headBias])
         let norm = LayerNorm.Gradients(
             scale: gradients.target(Name.encoderNormScale), bias: gradients.target(Name.encoderNormBias))
         dx = LayerNorm.backward(dx, cache.encoderNorm, encoderNormParameters(store), norm)
+        gradients.markReady([Name.encoderNormScale, Name.encoderNormBias])
 
         // 2'. encoder blocks, last first
         for layer in (0..<depth).reversed() {
@@ -68,12 +70,14 @@ enum VisionTower {
             case .input(let input): blockCache = EncoderBlock.forward(input, parameters).1
             }
             dx = EncoderBlock.backward(dx, blockCache, parameters, EncoderBlock.Gradients(gradients, layer: layer))
+            gradients.markReady(encoderBlockNames, layer: layer)
         }
 
         // 1'. position embedding, patch embedding (images get no gradient)
         dx = PositionEmbedding.backward(dx, PositionEmbedding.Gradients(embedding: gradients.target(Name.posEmbedding)))
         let patch = PatchEmbedding.Gradients(kernel: gradients.target(Name.patchKernel), bias: gradients.target(Name.patchBias))
         PatchEmbedding.backward(dx, cache.patch, patch)
+        gradients.markReady([Name.posEmbedding, Name.patchKernel, Name.patchBias])
     }
 
     private static func encoderNormParameters(_ store: ParameterStore) -> LayerNorm.Parameters {
@@ -93,6 +97,16 @@ enum BlockCache<Stored> {
 }
 
 // MARK: - Checkpoint names → encoder block parameters
+
+/// The stacked arrays of one encoder block.
+let encoderBlockNames: [String] = {
+    typealias Name = ParameterTable.Name
+    return [
+        Name.layerNorm0Scale, Name.layerNorm0Bias, Name.queryKernel, Name.queryBias, Name.keyKernel, Name.keyBias,
+        Name.valueKernel, Name.valueBias, Name.outKernel, Name.outBias, Name.layerNorm1Scale, Name.layerNorm1Bias,
+        Name.mlpInKernel, Name.mlpInBias, Name.mlpOutKernel, Name.mlpOutBias,
+    ]
+}()
 
 extension EncoderBlock.Parameters {
     init(_ store: ParameterStore, layer: Int) {

@@ -1,11 +1,20 @@
 import COpenBLAS
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
-/// The process-wide thread count used by the elementwise kernels and by OpenBLAS.
+/// The process-wide thread count used by every kernel.
 ///
 /// The default is the number of online processors. With several MPI ranks on one machine, set
 /// it to cores / ranks-per-machine so that ranks do not oversubscribe the cores.
+///
+/// OpenBLAS itself always runs single-threaded, and TensorCore splits large matrix products
+/// across threads itself. OpenBLAS's own worker threads spin while they wait for work, so they
+/// steal cores from the elementwise kernels that run between two products. One level of
+/// threading, owned here, avoids that. Work started inside a `parallelFor` chunk runs inline on that
+/// chunk's thread, so nested kernels never multiply the thread count.
 public enum Threading {
     private static let configuredCount = Atomic<Int>(0)
 
@@ -15,12 +24,23 @@ public enum Threading {
         return configured > 0 ? configured : defaultThreadCount
     }
 
-    /// Sets the thread count for the kernels and for OpenBLAS; values below 1 select the default.
+    /// Sets the thread count for the kernels; values below 1 select the default.
     public static func setThreadCount(_ count: Int) {
         let resolved = count > 0 ? count : defaultThreadCount
         configuredCount.store(resolved, ordering: .relaxed)
-        openblas_set_num_threads(Int32(resolved))
     }
+
+    /// Makes OpenBLAS single-threaded; evaluated once, before the first matrix product.
+    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+
+    /// True on a thread that is running a `parallelFor` chunk.
+    static var isInsideParallelRegion: Bool { pthread_getspecific(nestingKey) != nil }
+
+    private static let nestingKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 
     private static var defaultThreadCount: Int {
         max(1, Int(openblas_get_num_procs()))
@@ -36,16 +56,21 @@ public enum Threading {
     ) {
         if count <= 0 { return }
         let chunks = min(threadCount, count / max(1, minimumChunk))
-        if chunks <= 1 {
+        if chunks <= 1 || isInsideParallelRegion {
             body(0..<count)
             return
         }
         withoutActuallyEscaping(body) { escapable in
             let box = UncheckedSendable(value: escapable)
+            let key = nestingKey
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 let start = count * chunk / chunks
                 let end = count * (chunk + 1) / chunks
+                // Mark this thread so that kernels called from `body` stay on it.
+                let previous = pthread_getspecific(key)
+                pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
                 box.value(start..<end)
+                pthread_setspecific(key, previous)
             }
         }
     }

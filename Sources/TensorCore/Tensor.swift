@@ -174,7 +174,7 @@ final class TensorStorage {
     let owner: AnyObject?
 
     init(capacity: Int) {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, capacity) * 4, alignment: 64)
+        let raw = BufferPool.allocate(byteCount: max(1, capacity) * 4)
         self.base = raw.bindMemory(to: Float.self, capacity: max(1, capacity))
         self.capacity = capacity
         self.owner = nil
@@ -187,7 +187,7 @@ final class TensorStorage {
     }
 
     deinit {
-        if owner == nil { UnsafeMutableRawPointer(base).deallocate() }
+        if owner == nil { BufferPool.release(UnsafeMutableRawPointer(base), byteCount: max(1, capacity) * 4) }
     }
 }
 

@@ -2,11 +2,13 @@
 import Glibc
 #endif
 
-/// Records SIGTERM and SIGINT so that training can stop at the end of a step.
+/// Records SIGTERM, SIGINT and SIGUSR1 so that training can stop at the end of a step.
 ///
-/// Slurm sends SIGTERM before preemption and mpirun forwards Ctrl-C as SIGINT; the handler
-/// only sets a flag, and the trainer checks it after each step (all ranks agree on it through
-/// one small MAX all-reduce before they stop together).
+/// srun delivers SIGTERM to every task before preemption. Open MPI 4.1's mpirun turns its own
+/// SIGTERM or SIGINT into SIGTERM to the ranks followed by SIGKILL one second later, too soon
+/// for a checkpoint, but it forwards SIGUSR1 untouched: send SIGUSR1 to mpirun to stop a run
+/// cleanly. The handler only sets a flag; the trainer checks it after each step, and all ranks
+/// agree on it through one small MAX all-reduce before they stop together.
 public enum StopSignal {
     nonisolated(unsafe) private static var received: sig_atomic_t = 0
 
@@ -14,9 +16,10 @@ public enum StopSignal {
     public static func install() {
         signal(SIGTERM) { _ in StopSignal.received = 1 }
         signal(SIGINT) { _ in StopSignal.received = 1 }
+        signal(SIGUSR1) { _ in StopSignal.received = 1 }
     }
 
-    /// True once SIGTERM or SIGINT has arrived.
+    /// True once SIGTERM, SIGINT or SIGUSR1 has arrived.
     public static var isRequested: Bool { received != 0 }
 
     /// Sets the flag as a signal would (for tests and fault injection).

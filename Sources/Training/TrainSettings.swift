@@ -62,6 +62,8 @@ public struct TrainSettings: Sendable, Equatable {
     public var saveEvery: Int = 0
     public var keepLast: Int = 3
     public var resume: String = "none"
+    /// Stop after this step as a SIGTERM would (checkpoint, exit 0); for preemption drills.
+    public var stopAfter: Int?
 
     public init() {}
 }

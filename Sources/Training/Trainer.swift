@@ -25,13 +25,18 @@ public final class Trainer {
     private let metrics: MetricsLog?
     private let validation: Validation?
     private let log: (String) -> Void
+    /// Faults to plant, for fault-injection tests; nil in a normal run.
+    private let faults: FaultPlan?
     /// Newest checkpoint step whose parameters were finite (never pruned).
     private var newestFiniteCheckpoint: Int?
+    /// Step of the checkpoint this process wrote last, so that a stop right after a scheduled
+    /// checkpoint does not write the same folder again.
+    private var lastSavedStep: Int?
 
     public init(
         settings: TrainSettings, model: PaliGemma, communicator: any Communicator, data: any TrainingDataSource,
         reducer: GradientAllReducer, optimizer: Optimizer, state: TrainState, schedule: LearningRateSchedule,
-        metrics: MetricsLog?, validation: Validation?, log: @escaping (String) -> Void
+        metrics: MetricsLog?, validation: Validation?, faults: FaultPlan? = nil, log: @escaping (String) -> Void
     ) {
         self.settings = settings
         self.model = model
@@ -45,6 +50,7 @@ public final class Trainer {
         self.metrics = metrics
         self.validation = validation
         self.log = log
+        self.faults = faults
     }
 
     private var isRoot: Bool { communicator.rank == 0 }
@@ -75,7 +81,7 @@ public final class Trainer {
 
             let isLast = step == state.totalSteps
             if settings.checkReplicasEvery > 0 && step % settings.checkReplicasEvery == 0 && !isLast {
-                try verifyReplicas()
+                try verifyReplicas(step: step)
             }
             if (settings.evalEvery > 0 && step % settings.evalEvery == 0) || isLast {
                 try validate(step: step)
@@ -85,10 +91,11 @@ public final class Trainer {
             }
 
             // Every rank stops at the same step: a signal seen by any rank stops all of them.
-            let stop = try communicator.allReduce([StopSignal.isRequested ? 1 : 0], operation: .max)[0] > 0
+            let requested = StopSignal.isRequested || settings.stopAfter == step
+            let stop = try communicator.allReduce([requested ? 1 : 0], operation: .max)[0] > 0
             if stop && !isLast {
-                if isRoot { log("[train] stop requested by a signal after step \(step); writing a checkpoint and exiting") }
-                try save(step: step)
+                if isRoot { log("[train] stop requested after step \(step); writing a checkpoint and exiting") }
+                if lastSavedStep != step { try save(step: step) }
                 return false
             }
         }
@@ -114,10 +121,11 @@ public final class Trainer {
         }
 
         // 2. Average the gradients over ranks. The pointers stay valid while `gradientBuffers`
-        // holds the buffers, until the end of this function.
+        // keeps the buffers alive, until the end of this function.
         let gradientBuffers = names.map { model.gradients[$0]! }
         defer { withExtendedLifetime(gradientBuffers) {} }
         let buffers = gradientBuffers.map { $0.withUnsafeMutableBufferPointer { $0 } }
+        faults?.injectBeforeAllReduce(gradients: buffers, names: names, rank: communicator.rank, worldSize: communicator.size, step: step)
         let stats = try reducer.allReduce(buffers: buffers)
 
         // 3. Global loss and throughput figures: one small all-reduce.
@@ -138,6 +146,7 @@ public final class Trainer {
                     optimizer.update(name: name, parameter: values, gradient: UnsafeBufferPointer(gradient), rate: rate)
                 }
             }
+            faults?.perturbAfterUpdate(parameters: model.parameters, rank: communicator.rank, step: step)
         } else if isRoot {
             let reason = stats.skipped ? "fp16 overflow with --on-overflow skip-step" : "gradient norm \(norm)"
             log("[train] step \(step): non-finite gradients (\(reason)); the update is skipped on every rank")
@@ -156,13 +165,17 @@ public final class Trainer {
 
     // MARK: - Replicas, validation, checkpoints
 
-    private func verifyReplicas() throws {
+    private func verifyReplicas(step: Int) throws {
         let names = model.parameters.trainableNames
         var tensors: [Tensor] = []
         for name in names { tensors.append(model.parameters.values(name)) }
         let hash = ReplicaCheck.hash(tensors.map { tensor in tensor.withUnsafeBufferPointer { $0 } })
-        try withExtendedLifetime(tensors) {
-            try ReplicaCheck.verify(hash: hash, communicator: communicator)
+        do {
+            try withExtendedLifetime(tensors) {
+                try ReplicaCheck.verify(hash: hash, communicator: communicator)
+            }
+        } catch CommError.replicaMismatch(let hashes, _) {
+            throw TrainingError.replicasDiverged(step: step, hashes: hashes)
         }
     }
 
@@ -185,15 +198,18 @@ public final class Trainer {
     }
 
     private func save(step: Int) throws {
-        try verifyReplicas()
+        try verifyReplicas(step: step)
+        lastSavedStep = step
         var failure: Error?
         if isRoot {
             do {
                 var written = state
                 written.worldSize = communicator.size
+                written.dataCursor = try data.encodedCursor()
                 let folder = try store.save(step: step) { folder in
                     try TrainingCheckpoint.write(
                         folder: folder, parameters: model.parameters, optimizer: optimizer, state: written, settings: settings)
+                    faults?.delayCheckpoint(step: step, folder: folder)
                 }
                 newestFiniteCheckpoint = step
                 if state.bestStep == step { try store.setPointer("best", to: step) }
@@ -215,6 +231,8 @@ public final class Trainer {
 public enum TrainingError: Error, CustomStringConvertible {
     case nonFiniteLoss(step: Int, loss: Double)
     case checkpointFailedOnRoot(step: Int)
+    /// The parameter hashes of the ranks differ after `step`; `hashes[r]` is rank r's.
+    case replicasDiverged(step: Int, hashes: [UInt64])
 
     public var description: String {
         switch self {
@@ -222,6 +240,29 @@ public enum TrainingError: Error, CustomStringConvertible {
             return "the loss became \(loss) at step \(step); lower --lr or set --max-grad-norm, and resume from the last checkpoint"
         case .checkpointFailedOnRoot(let step):
             return "rank 0 could not write the checkpoint of step \(step) (see its log); the previous checkpoint is intact"
+        case .replicasDiverged(let step, let hashes):
+            let listed = hashes.enumerated().map { "rank \($0.offset) " + String(format: "%016llx", $0.element) }.joined(separator: ", ")
+            return "the replicas diverged after step \(step): \(Self.describeDivergence(hashes)) (parameter hashes: \(listed)). "
+                + "Every rank must hold bit-identical parameters; check that all ranks run the same binary on the same "
+                + "kind of CPU, then resume from the last checkpoint with --resume auto"
         }
+    }
+
+    /// Returns a phrase naming the ranks outside the largest group of equal hashes, or stating
+    /// that no majority exists.
+    static func describeDivergence(_ hashes: [UInt64]) -> String {
+        var groups: [UInt64: [Int]] = [:]
+        for (rank, hash) in hashes.enumerated() { groups[hash, default: []].append(rank) }
+        let sizes = groups.values.map(\.count).sorted(by: >)
+        func ranks(_ list: [Int]) -> String {
+            (list.count == 1 ? "rank " : "ranks ") + list.map(String.init).joined(separator: ", ")
+        }
+        guard sizes.count > 1, sizes[0] > sizes[1] else {
+            return "\(ranks(hashes.indices.map { $0 })) hold different parameters and no majority shows which diverged"
+        }
+        let majority = groups.values.first { $0.count == sizes[0] }!
+        let diverged = hashes.indices.filter { !majority.contains($0) }
+        return "\(ranks(diverged)) hold\(diverged.count == 1 ? "s" : "") parameters different from the "
+            + "\(majority.count) agreeing \(majority.count == 1 ? "rank" : "ranks") (\(ranks(majority)))"
     }
 }

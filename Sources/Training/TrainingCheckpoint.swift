@@ -3,7 +3,7 @@ import Foundation
 import PaliGemmaModel
 import TensorCore
 
-/// Where a run stands, saved in `state.npz` and `meta.json` for an exact resume.
+/// The position of a run (step, schedule, seed, data cursor), saved in `state.npz` and `meta.json` for an exact resume.
 public struct TrainState: Sendable, Equatable {
     /// Optimizer steps completed; the next step to run is `step + 1`.
     public var step: Int
@@ -17,6 +17,8 @@ public struct TrainState: Sendable, Equatable {
     /// Best validation mAP@0.5 so far and the step it was reached at.
     public var bestMAP50: Double?
     public var bestStep: Int?
+    /// The data source's cursor (JSON) at `step`, restored by the data source on resume.
+    public var dataCursor: [UInt8] = []
 
     public init(step: Int, totalSteps: Int, globalBatchSize: Int, seed: UInt64, worldSize: Int) {
         self.step = step
@@ -52,7 +54,7 @@ public enum TrainingCheckpointError: Error, CustomStringConvertible {
 public enum TrainingCheckpoint {
     /// Writes `params.npz`, `state.npz` and `meta.json` into `folder`, each atomically.
     ///
-    /// `params.npz` holds every parameter under its big_vision name: frozen ones in the dtype
+    /// `params.npz` contains every parameter under its big_vision name: frozen ones in the dtype
     /// they were loaded in, trainable ones in f32, so big_vision and numpy load it unchanged.
     /// Throws before writing anything when a trainable parameter is not finite.
     public static func write(
@@ -88,6 +90,9 @@ public enum TrainingCheckpoint {
         try stateFile.write(key: "schedule/total_steps", int32s: [Int32(state.totalSteps)], shape: [])
         try stateFile.write(key: "data/next_step", int32s: [Int32(state.step)], shape: [])
         try stateFile.write(key: "data/global_batch_size", int32s: [Int32(state.globalBatchSize)], shape: [])
+        try state.dataCursor.withUnsafeBytes { bytes in
+            try stateFile.write(key: "data/cursor_json", elementType: .uint8, shape: [state.dataCursor.count], bytes: bytes)
+        }
         let seedWords = [Int32(bitPattern: UInt32(truncatingIfNeeded: state.seed)), Int32(bitPattern: UInt32(truncatingIfNeeded: state.seed >> 32))]
         try stateFile.write(key: "rng/seed", int32s: seedWords, shape: [2])
         for (kind, moments) in [("mu", optimizer.firstMoment), ("nu", optimizer.secondMoment)] {
@@ -150,6 +155,10 @@ public enum TrainingCheckpoint {
         var state = TrainState(
             step: try scalar("step"), totalSteps: try scalar("schedule/total_steps"),
             globalBatchSize: try scalar("data/global_batch_size"), seed: seed, worldSize: 0)
+
+        if reader.contains("data/cursor_json") {
+            state.dataCursor = try reader.array("data/cursor_json").withUnsafeBytes { Array($0) }
+        }
 
         let metaPath = (folder as NSString).appendingPathComponent("meta.json")
         if let data = FileManager.default.contents(atPath: metaPath),

@@ -14,6 +14,9 @@ public protocol TrainingDataSource: AnyObject {
     /// Each global batch of `globalBatchSize` examples is split into `worldSize` rank shares,
     /// and each share into `gradientAccumulation` micro-batches of equal size.
     func batch(step: Int, microStep: Int) throws -> PaliGemmaBatch
+
+    /// The position of the next batch, as JSON, saved in `state.npz` for an exact resume.
+    func encodedCursor() throws -> [UInt8]
 }
 
 /// Rank 0's validation pass: returns metrics keyed like `val/map50`.

@@ -2,8 +2,9 @@ import Foundation
 
 func printTopLevelHelp() {
     print("usage: palitrain COMMAND [options]\n\nPaliGemma fine-tuning for object detection, data-parallel with MPI.\n\ncommands:")
+    let width = (CommandList.all.map(\.name.count).max() ?? 0) + 2
     for command in CommandList.all {
-        let padded = command.name.padding(toLength: 12, withPad: " ", startingAt: 0)
+        let padded = command.name.padding(toLength: width, withPad: " ", startingAt: 0)
         print("  \(padded)\(command.summary)")
     }
     print("\nRun 'palitrain COMMAND --help' for the options of one command.")

@@ -25,7 +25,7 @@ enum Golden {
         return PaliGemma(parameters: try ParameterStore(arrays: arrays, trainable: trainable))
     }
 
-    /// The training batch from inputs.npz.
+    /// Reads the training batch from inputs.npz.
     static func batch() throws -> PaliGemmaBatch {
         let inputs = try reader("inputs.npz")
         let image = try inputs.array("image")

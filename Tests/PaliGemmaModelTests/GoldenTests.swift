@@ -80,6 +80,6 @@ final class GoldenTests: XCTestCase {
         XCTAssertEqual(model.parameters.dtype(of: "llm/layers/attn/q_einsum/w"), .f32)
         let expected = try Golden.reader("expected.npz")
         let output = try model.forwardBackward(Golden.batch(), logits: .allText)
-        assertClose(output.logits.scalars, try expected.array("f16/logits").floats(), tolerance: 2e-2, "f16/logits (stored f16)")
+        assertClose(output.logits.scalars, try expected.array("f16/logits").floats(), tolerance: 5e-3, "f16/logits (stored f16)")
     }
 }

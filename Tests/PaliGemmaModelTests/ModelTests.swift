@@ -10,7 +10,7 @@ final class ModelTests: XCTestCase {
         return result
     }
 
-    func testSupervisedRowsGiveSameLossAndGradientsAsAllRows() throws {
+    func testSupervisedRowsMatchAllRows() throws {
         let batch = try Golden.batch()
         let model = try Golden.model(trainable: "^llm/")
         let all = try model.forwardBackward(batch, logits: .allText)
@@ -50,6 +50,21 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    /// Padding comes last with mask_ar 1, so masking it as keys changes no supervised position.
+    func testInputMaskLeavesTheLossUnchanged() throws {
+        let model = try Golden.model(trainable: "^$")
+        let plain = try Golden.batch()
+        let inputs = try Golden.reader("inputs.npz")
+        let masked = try PaliGemmaBatch(
+            images: plain.images, text: plain.text, maskAR: plain.maskAR, maskLoss: plain.maskLoss,
+            maskInput: inputs.array("mask_input").int32s())
+        XCTAssertTrue(masked.maskInput!.contains(0), "the golden batch has padding")
+        let expected = try Golden.reader("expected.npz")
+        let output = try model.forward(masked, logits: .supervised)
+        assertClose([output.loss], try expected.array("loss").floats(), tolerance: 1e-5, "loss with mask_input")
+        assertClose(output.exampleLoss, try expected.array("example_loss").floats(), tolerance: 1e-5, "example_loss with mask_input")
+    }
+
     func testFrozenTowersGetNoGradientBuffers() throws {
         let model = try Golden.model(trainable: "^llm/layers/attn/")
         XCTAssertNil(model.gradients["img/head/kernel"])
@@ -59,7 +74,7 @@ final class ModelTests: XCTestCase {
     }
 
     func testPrefixMaskFollowsCumulativeMaskAR() {
-        // Two prefix tokens (0, 0), then two causal tokens (1, 1); the last position is padding.
+        // Two prefix tokens (mask_ar 0), then three causal ones (mask_ar 1), the last of them padding.
         let mask = PrefixLMMask.make(maskAR: [0, 0, 1, 1, 1], valid: [true, true, true, true, false], batch: 1, length: 5)
         let expected: [[Bool]] = [
             [true, true, false, false, false],
@@ -90,5 +105,54 @@ final class ModelTests: XCTestCase {
         }
         let wrongSize = try PaliGemmaBatch(images: Tensor(zeros: [2, 14, 14, 3]), text: [2, 5, 2, 5], maskAR: [0, 1, 0, 1], maskLoss: [0, 1, 0, 1])
         XCTAssertThrowsError(try model.forward(wrongSize))
+    }
+}
+
+/// The gradient-ready hook that lets an all-reduce overlap the backward pass.
+final class GradientReadyTests: XCTestCase {
+    func testEverySliceIsReportedOnceAndFinal() throws {
+        let model = try Golden.model(trainable: ".*")
+        let depth = (vision: model.config.vision.depth, llm: model.config.llm.depth)
+        var reported: [GradientReady] = []
+        var valuesAtReport: [String: [Float]] = [:]
+        model.onGradientReady = { ready in
+            reported.append(ready)
+            let buffer = model.gradients[ready.name]!
+            let values = ready.layer.map { buffer.slice($0).snapshot() } ?? buffer.snapshot()
+            valuesAtReport["\(ready.name)#\(ready.layer ?? -1)"] = values.scalars
+        }
+        try model.forwardBackward(Golden.batch())
+        model.onGradientReady = nil
+
+        var expected: Set<String> = []
+        for spec in ParameterTable.specs(for: model.config) {
+            if spec.isStacked {
+                let layers = spec.name.hasPrefix("img/") ? depth.vision : depth.llm
+                for layer in 0..<layers { expected.insert("\(spec.name)#\(layer)") }
+            } else {
+                expected.insert("\(spec.name)#-1")
+            }
+        }
+        let keys = reported.map { "\($0.name)#\($0.layer ?? -1)" }
+        XCTAssertEqual(keys.count, Set(keys).count, "a slice was reported twice")
+        XCTAssertEqual(Set(keys), expected)
+        XCTAssertEqual(reported.first, GradientReady(name: "llm/final_norm/scale", layer: nil))
+        XCTAssertEqual(reported.last?.name, "img/embedding/bias")
+
+        for (key, values) in valuesAtReport {
+            let parts = key.split(separator: "#")
+            let buffer = model.gradients[String(parts[0])]!
+            let layer = Int(parts[1])!
+            let final = layer >= 0 ? buffer.slice(layer).snapshot() : buffer.snapshot()
+            XCTAssertEqual(values, final.scalars, "\(key) changed after it was reported ready")
+        }
+    }
+
+    func testFrozenParametersAreNotReported() throws {
+        let model = try Golden.model(trainable: "^llm/layers/attn/")
+        var names: Set<String> = []
+        model.onGradientReady = { names.insert($0.name) }
+        try model.forwardBackward(Golden.batch())
+        XCTAssertEqual(names, ["llm/layers/attn/q_einsum/w", "llm/layers/attn/kv_einsum/w", "llm/layers/attn/attn_vec_einsum/w"])
     }
 }

@@ -29,6 +29,30 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Products above the threading threshold are split by rows (m ≥ n) or columns (n > m).
+    func testThreadedGEMMMatchesReference() {
+        var random = TestRandom(seed: 6)
+        Threading.setThreadCount(3)
+        defer { Threading.setThreadCount(0) }
+        for (m, n, k) in [(157, 61, 300), (45, 203, 260)] {
+            for transposeA in [false, true] {
+                for transposeB in [false, true] {
+                    let a = random.tensor([m * k])
+                    let b = random.tensor([k * n])
+                    let start = random.tensor([m * n])
+                    var fast = start
+                    var slow = start
+                    let (lda, ldb) = (transposeA ? m : k, transposeB ? k : n)
+                    Kernels.gemm(m: m, n: n, k: k, a: a, lda: lda, transposeA: transposeA,
+                                 b: b, ldb: ldb, transposeB: transposeB, beta: 1, c: &fast, ldc: n)
+                    Kernels.referenceGEMM(m: m, n: n, k: k, a: a, lda: lda, transposeA: transposeA,
+                                          b: b, ldb: ldb, transposeB: transposeB, beta: 1, c: &slow, ldc: n)
+                    XCTAssertLessThan(maxAbsDifference(fast, slow), 1e-3, "m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB)")
+                }
+            }
+        }
+    }
+
     func testMatmulHelpersAgreeWithReference() {
         var random = TestRandom(seed: 2)
         let x = random.tensor([2, 3, 5])

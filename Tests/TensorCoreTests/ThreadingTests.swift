@@ -43,6 +43,45 @@ final class ThreadingTests: XCTestCase {
         }
     }
 
+    func testAttentionAgreesAcrossThreadCounts() {
+        var random = TestRandom(seed: 8)
+        let (B, L, N, K, H) = (3, 7, 4, 2, 5)
+        let q = random.tensor([B, L, N, H])
+        let k = random.tensor([B, L, K, H])
+        let v = random.tensor([B, L, K, H])
+        let dOut = random.tensor([B, L, N, H])
+        let mask = AttentionMask(batch: B, queries: L, keys: L, allowed: (0..<(B * L * L)).map { $0 % 3 != 1 })
+        let compute: () -> [Tensor] = {
+            let (out, statistics) = Kernels.attention(q: q, k: k, v: v, batch: B, queryLength: L, keyLength: L,
+                                                      queryHeads: N, kvHeads: K, headDim: H, mask: mask)
+            let (dq, dk, dv) = Kernels.attentionBackward(dOut, q: q, k: k, v: v, statistics: statistics, batch: B,
+                                                         queryLength: L, keyLength: L, queryHeads: N, kvHeads: K,
+                                                         headDim: H, mask: mask)
+            return [out, statistics.rowMax, statistics.rowSum, dq, dk, dv]
+        }
+        let serial = run(threads: 1, compute)
+        let threaded = run(threads: 4, compute)
+        for (index, (a, b)) in zip(serial, threaded).enumerated() {
+            XCTAssertEqual(a.scalars, b.scalars, "attention output \(index) differs between 1 and 4 threads")
+        }
+    }
+
+    /// Data-parallel replicas compare parameters bit for bit, so splitting a product across
+    /// threads must not change any element.
+    func testGEMMIsBitIdenticalAcrossThreadCounts() {
+        var random = TestRandom(seed: 9)
+        let a = random.tensor([301, 257])
+        let b = random.tensor([257, 190])
+        let product: () -> [Tensor] = {
+            [Kernels.matmul(a, b), Kernels.matmul(b.reshaped([190, 257]), transposed: a)]
+        }
+        let serial = run(threads: 1, product)
+        let threaded = run(threads: 3, product)
+        for (index, (x, y)) in zip(serial, threaded).enumerated() {
+            XCTAssertEqual(x.scalars, y.scalars, "product \(index) differs between 1 and 3 threads")
+        }
+    }
+
     func testParallelForCoversEveryIndexOnce() {
         Threading.setThreadCount(3)
         var hits = [Int](repeating: 0, count: 100_003)

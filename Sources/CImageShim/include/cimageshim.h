@@ -41,7 +41,7 @@ enum {
     CIMG_FORMAT_PNG = 2,
 };
 
-/* What the file header says, before any pixel is decoded. */
+/* The properties the file header declares, read before any pixel is decoded. */
 typedef struct {
     int format;            /* CIMG_FORMAT_* */
     uint32_t width;        /* as stored, before the EXIF orientation */

@@ -30,8 +30,8 @@ void cspshim_free(cspshim_processor *processor);
 /* Number of pieces (the vocabulary size). */
 int32_t cspshim_piece_count(const cspshim_processor *processor);
 
-/* The id of a piece, or -1 when the model has no such piece (sentencepiece itself returns
- * the unknown id, which cannot be told apart from a real "<unk>" lookup). */
+/* Returns the id of a piece, or -1 when the model has no such piece. (sentencepiece itself
+ * returns the unknown id, which is indistinguishable from a real "<unk>" lookup.) */
 int32_t cspshim_piece_to_id(const cspshim_processor *processor, const char *piece, size_t length);
 
 /* Copies the piece with `id` into buffer (NUL-terminated, truncated to capacity) and returns

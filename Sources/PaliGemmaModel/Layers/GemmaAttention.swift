@@ -63,30 +63,9 @@ public enum GemmaAttention {
     public static func forward(_ x: Tensor, _ p: Parameters, _ context: Context) -> (Tensor, Cache) {
         let (B, L, D) = (x.shape[0], x.shape[1], x.shape[2])
         let (N, K, H) = (p.numHeads, p.numKVHeads, p.headDim)
-        if D != p.width { fatalError("GemmaAttention: x \(x.shape) does not match q_einsum \(p.query.shape)") }
-        let M = B * L
 
-        // 1. q[b, l, n] = x·Wq[n]; k[b, l, j] = x·Wkv[0, j]; v[b, l, j] = x·Wkv[1, j]
-        var q = Tensor(uninitialized: [B, L, N, H])
-        var k = Tensor(uninitialized: [B, L, K, H])
-        var v = Tensor(uninitialized: [B, L, K, H])
-        for n in 0..<N {
-            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.query, offsetB: n * D * H, ldb: H,
-                         c: &q, offsetC: n * H, ldc: N * H)
-        }
-        for j in 0..<K {
-            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.keyValue, offsetB: j * D * H, ldb: H,
-                         c: &k, offsetC: j * H, ldc: K * H)
-            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.keyValue, offsetB: (K + j) * D * H, ldb: H,
-                         c: &v, offsetC: j * H, ldc: K * H)
-        }
-
-        // 2. RoPE on q and k
-        Kernels.applyRotary(&q, table: context.rotary, heads: N)
-        Kernels.applyRotary(&k, table: context.rotary, heads: K)
-
-        // 3. q ·= H^-0.5
-        Kernels.scaleInPlace(&q, by: queryScale(headDim: H))
+        // 1-3. q, k, v projections, RoPE, q ·= H^-0.5
+        let (q, k, v) = projectQueryKeyValue(x, p, context.rotary)
 
         // 4. o = softmax(mask(q·kᵀ))·v
         let (o, statistics) = Kernels.attention(
@@ -150,6 +129,40 @@ public enum GemmaAttention {
             }
         }
         return dx
+    }
+
+    /// Projects x to q f32[B, L, N, H] (rotated, scaled by H^-0.5) and k, v f32[B, L, K, H]
+    /// (k rotated), with one RoPE table row per token of x.
+    static func projectQueryKeyValue(_ x: Tensor, _ p: Parameters, _ rotary: RotaryTable)
+        -> (q: Tensor, k: Tensor, v: Tensor)
+    {
+        let (B, L, D) = (x.shape[0], x.shape[1], x.shape[2])
+        let (N, K, H) = (p.numHeads, p.numKVHeads, p.headDim)
+        if D != p.width { fatalError("GemmaAttention: x \(x.shape) does not match q_einsum \(p.query.shape)") }
+        let M = B * L
+
+        // 1. q[b, l, n] = x·Wq[n]; k[b, l, j] = x·Wkv[0, j]; v[b, l, j] = x·Wkv[1, j]
+        var q = Tensor(uninitialized: [B, L, N, H])
+        var k = Tensor(uninitialized: [B, L, K, H])
+        var v = Tensor(uninitialized: [B, L, K, H])
+        for n in 0..<N {
+            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.query, offsetB: n * D * H, ldb: H,
+                         c: &q, offsetC: n * H, ldc: N * H)
+        }
+        for j in 0..<K {
+            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.keyValue, offsetB: j * D * H, ldb: H,
+                         c: &k, offsetC: j * H, ldc: K * H)
+            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.keyValue, offsetB: (K + j) * D * H, ldb: H,
+                         c: &v, offsetC: j * H, ldc: K * H)
+        }
+
+        // 2. RoPE on q and k
+        Kernels.applyRotary(&q, table: rotary, heads: N)
+        Kernels.applyRotary(&k, table: rotary, heads: K)
+
+        // 3. q ·= H^-0.5
+        Kernels.scaleInPlace(&q, by: queryScale(headDim: H))
+        return (q, k, v)
     }
 
     /// big_vision's `query_pre_attn_norm="rsqrt_head_dim"`: H^-0.5.

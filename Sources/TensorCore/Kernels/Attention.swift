@@ -1,6 +1,6 @@
 import Foundation
 
-/// Which keys each query may attend to, per example: `allowed[b][i][j]` for query i, key j.
+/// The keys each query may attend to, per example: `allowed[b][i][j]` for query i and key j.
 public struct AttentionMask: Sendable, Equatable {
     public let batch: Int
     public let queries: Int
@@ -18,7 +18,7 @@ public struct AttentionMask: Sendable, Equatable {
         self.allowed = allowed
     }
 
-    /// Whether query `query` of example `example` may attend to key `key`.
+    /// Returns whether query `query` of example `example` may attend to key `key`.
     public func isAllowed(example: Int, query: Int, key: Int) -> Bool {
         allowed[(example * queries + query) * keys + key]
     }
@@ -33,14 +33,15 @@ public struct AttentionStatistics {
     public let rowSum: Tensor
 }
 
-/// Scaled dot-product attention over heads, one head at a time.
+/// Scaled dot-product attention over heads.
 ///
 /// Layouts: q f32[B, L, N, H], k and v f32[B, S, K, H], output f32[B, L, N, H]. Query head n
 /// reads key/value head n / (N / K), which covers multi-head (K = N) and multi-query (K = 1)
 /// attention. The caller scales q beforehand. Masked scores are replaced by the finite value
 /// −2.3819763e38, as big_vision does, so a row with no allowed key becomes uniform, not NaN.
-/// Only one head's [L, S] score matrix exists at a time: the backward pass recomputes scores
-/// from q and k and the saved row statistics, so memory does not grow with B·N·L·S.
+/// Work is split across threads by (example, key/value head) group; each group's query heads
+/// run one after another, so a thread keeps one [L, S] score matrix at a time, and the backward
+/// pass recomputes scores from q and k and the saved row statistics instead of storing them.
 extension CPUKernels {
     /// The finite stand-in for −∞ that big_vision writes into masked attention logits.
     public static let maskedLogit: Float = -2.3819763e38
@@ -56,26 +57,37 @@ extension CPUKernels {
         var output = Tensor(uninitialized: [B, L, N, H])
         var rowMax = Tensor(uninitialized: [B, N, L])
         var rowSum = Tensor(uninitialized: [B, N, L])
-        var scores = Tensor(uninitialized: [L, S])
+        let (qs, ks, vs) = (q.pointer, k.pointer, v.pointer)
+        let out = output.mutablePointer()
+        let maxima = rowMax.mutablePointer()
+        let sums = rowSum.mutablePointer()
 
-        for b in 0..<B {
-            for n in 0..<N {
-                let j = n / (N / K)
-                let qOffset = b * L * N * H + n * H
-                let kvOffset = b * S * K * H + j * H
+        withMaskPointer(mask) { allowed in
+            Threading.parallelFor(B * K, minimumChunk: 1) { groups in
+                var scores = Tensor(uninitialized: [L, S])
+                let p = scores.mutablePointer()
+                for group in groups {
+                    let (b, j) = (group / K, group % K)
+                    let kvOffset = b * S * K * H + j * H
+                    let permitted = allowed.map { $0 + b * L * S }
+                    for n in (j * (N / K))..<((j + 1) * (N / K)) {
+                        let qOffset = b * L * N * H + n * H
+                        let rowOffset = (b * N + n) * L
 
-                // 1. scores = q·kᵀ: [L, H]·[H, S].
-                gemm(m: L, n: S, k: H, a: q, offsetA: qOffset, lda: N * H,
-                     b: k, offsetB: kvOffset, ldb: K * H, transposeB: true, c: &scores, ldc: S)
+                        // 1. scores = q·kᵀ: [L, H]·[H, S]
+                        rawGEMM(m: L, n: S, k: H, alpha: 1, a: qs + qOffset, lda: N * H, transposeA: false,
+                                b: ks + kvOffset, ldb: K * H, transposeB: true, beta: 0, c: p, ldc: S)
 
-                // 2. mask and softmax each row, keeping max and sum.
-                let rowOffset = (b * N + n) * L
-                softmaxRows(&scores, rows: L, columns: S, mask: mask, example: b,
-                            rowMax: &rowMax, rowSum: &rowSum, statisticsOffset: rowOffset)
+                        // 2. mask, softmax each row, keep max and sum
+                        softmaxRows(p, rows: L, columns: S, allowed: permitted,
+                                    rowMax: maxima + rowOffset, rowSum: sums + rowOffset)
 
-                // 3. output = probabilities·v: [L, S]·[S, H].
-                gemm(m: L, n: H, k: S, a: scores, lda: S,
-                     b: v, offsetB: kvOffset, ldb: K * H, c: &output, offsetC: qOffset, ldc: N * H)
+                        // 3. output = probabilities·v: [L, S]·[S, H]
+                        rawGEMM(m: L, n: H, k: S, alpha: 1, a: p, lda: S, transposeA: false,
+                                b: vs + kvOffset, ldb: K * H, transposeB: false, beta: 0, c: out + qOffset, ldc: N * H)
+                    }
+                }
+                withExtendedLifetime(scores) {}
             }
         }
         return (output, AttentionStatistics(rowMax: rowMax, rowSum: rowSum))
@@ -93,129 +105,118 @@ extension CPUKernels {
         var dq = Tensor(uninitialized: [B, L, N, H])
         var dk = Tensor(zeros: [B, S, K, H])
         var dv = Tensor(zeros: [B, S, K, H])
-        var probabilities = Tensor(uninitialized: [L, S])
-        var dScores = Tensor(uninitialized: [L, S])
+        let (qs, ks, vs, dOut) = (q.pointer, k.pointer, v.pointer, dOutput.pointer)
+        let (dqs, dks, dvs) = (dq.mutablePointer(), dk.mutablePointer(), dv.mutablePointer())
+        let maxima = statistics.rowMax.pointer
+        let sums = statistics.rowSum.pointer
 
-        for b in 0..<B {
-            for n in 0..<N {
-                let j = n / (N / K)
-                let qOffset = b * L * N * H + n * H
-                let kvOffset = b * S * K * H + j * H
-                let rowOffset = (b * N + n) * L
+        withMaskPointer(mask) { allowed in
+            // Each group owns its slices of dk and dv, so groups never write the same memory.
+            Threading.parallelFor(B * K, minimumChunk: 1) { groups in
+                var probabilityBuffer = Tensor(uninitialized: [L, S])
+                var dScoreBuffer = Tensor(uninitialized: [L, S])
+                let p = probabilityBuffer.mutablePointer()
+                let dScores = dScoreBuffer.mutablePointer()
+                for group in groups {
+                    let (b, j) = (group / K, group % K)
+                    let kvOffset = b * S * K * H + j * H
+                    let permitted = allowed.map { $0 + b * L * S }
+                    for n in (j * (N / K))..<((j + 1) * (N / K)) {
+                        let qOffset = b * L * N * H + n * H
+                        let rowOffset = (b * N + n) * L
 
-                // 3'. rebuild the probabilities P from q·kᵀ and the saved row statistics.
-                gemm(m: L, n: S, k: H, a: q, offsetA: qOffset, lda: N * H,
-                     b: k, offsetB: kvOffset, ldb: K * H, transposeB: true, c: &probabilities, ldc: S)
-                rebuildProbabilities(&probabilities, rows: L, columns: S, mask: mask, example: b,
-                                     statistics: statistics, statisticsOffset: rowOffset)
+                        // 3'. rebuild the probabilities P from q·kᵀ and the saved row statistics
+                        rawGEMM(m: L, n: S, k: H, alpha: 1, a: qs + qOffset, lda: N * H, transposeA: false,
+                                b: ks + kvOffset, ldb: K * H, transposeB: true, beta: 0, c: p, ldc: S)
+                        rebuildProbabilities(p, rows: L, columns: S, allowed: permitted,
+                                             rowMax: maxima + rowOffset, rowSum: sums + rowOffset)
 
-                // output = P·v  →  dv += Pᵀ·dOutput, dP = dOutput·vᵀ.
-                gemm(m: S, n: H, k: L, a: probabilities, lda: S, transposeA: true,
-                     b: dOutput, offsetB: qOffset, ldb: N * H, beta: 1, c: &dv, offsetC: kvOffset, ldc: K * H)
-                gemm(m: L, n: S, k: H, a: dOutput, offsetA: qOffset, lda: N * H,
-                     b: v, offsetB: kvOffset, ldb: K * H, transposeB: true, c: &dScores, ldc: S)
+                        // output = P·v  →  dv += Pᵀ·dOutput, dP = dOutput·vᵀ
+                        rawGEMM(m: S, n: H, k: L, alpha: 1, a: p, lda: S, transposeA: true,
+                                b: dOut + qOffset, ldb: N * H, transposeB: false, beta: 1, c: dvs + kvOffset, ldc: K * H)
+                        rawGEMM(m: L, n: S, k: H, alpha: 1, a: dOut + qOffset, lda: N * H, transposeA: false,
+                                b: vs + kvOffset, ldb: K * H, transposeB: true, beta: 0, c: dScores, ldc: S)
 
-                // 2'. P = softmax(scores)  →  dScores = P ⊙ (dP − Σⱼ dP·P); masked scores get none.
-                softmaxBackwardRows(&dScores, probabilities: probabilities, rows: L, columns: S, mask: mask, example: b)
+                        // 2'. P = softmax(scores)  →  dScores = P ⊙ (dP − Σⱼ dP·P); masked scores get none
+                        softmaxBackwardRows(dScores, probabilities: p, rows: L, columns: S, allowed: permitted)
 
-                // 1'. scores = q·kᵀ  →  dq = dScores·k, dk += dScoresᵀ·q.
-                gemm(m: L, n: H, k: S, a: dScores, lda: S,
-                     b: k, offsetB: kvOffset, ldb: K * H, c: &dq, offsetC: qOffset, ldc: N * H)
-                gemm(m: S, n: H, k: L, a: dScores, lda: S, transposeA: true,
-                     b: q, offsetB: qOffset, ldb: N * H, beta: 1, c: &dk, offsetC: kvOffset, ldc: K * H)
+                        // 1'. scores = q·kᵀ  →  dq = dScores·k, dk += dScoresᵀ·q
+                        rawGEMM(m: L, n: H, k: S, alpha: 1, a: dScores, lda: S, transposeA: false,
+                                b: ks + kvOffset, ldb: K * H, transposeB: false, beta: 0, c: dqs + qOffset, ldc: N * H)
+                        rawGEMM(m: S, n: H, k: L, alpha: 1, a: dScores, lda: S, transposeA: true,
+                                b: qs + qOffset, ldb: N * H, transposeB: false, beta: 1, c: dks + kvOffset, ldc: K * H)
+                    }
+                }
+                withExtendedLifetime((probabilityBuffer, dScoreBuffer)) {}
             }
         }
         return (dq, dk, dv)
     }
 
-    // MARK: - Row softmax helpers
+    // MARK: - Row softmax helpers (one thread)
 
     static func softmaxRows(
-        _ scores: inout Tensor, rows: Int, columns: Int, mask: AttentionMask?, example: Int,
-        rowMax: inout Tensor, rowSum: inout Tensor, statisticsOffset: Int
+        _ values: UnsafeMutablePointer<Float>, rows: Int, columns: Int, allowed: UnsafePointer<Bool>?,
+        rowMax: UnsafeMutablePointer<Float>, rowSum: UnsafeMutablePointer<Float>
     ) {
-        let values = scores.mutablePointer()
-        let maxima = rowMax.mutablePointer() + statisticsOffset
-        let sums = rowSum.mutablePointer() + statisticsOffset
-        withMaskRows(mask, example: example, rows: rows, columns: columns) { allowed in
-            Threading.parallelFor(rows, minimumChunk: max(1, 8192 / max(1, columns))) { range in
-                for row in range {
-                    let line = values + row * columns
-                    if let allowed {
-                        let permitted = allowed + row * columns
-                        for s in 0..<columns where !permitted[s] { line[s] = maskedLogit }
-                    }
-                    var maximum = -Float.infinity
-                    for s in 0..<columns { maximum = max(maximum, line[s]) }
-                    var sum: Float = 0
-                    for s in 0..<columns {
-                        let e = exp(line[s] - maximum)
-                        line[s] = e
-                        sum += e
-                    }
-                    let inverse = 1 / sum
-                    for s in 0..<columns { line[s] *= inverse }
-                    maxima[row] = maximum
-                    sums[row] = sum
-                }
+        for row in 0..<rows {
+            let line = values + row * columns
+            if let allowed {
+                let permitted = allowed + row * columns
+                for s in 0..<columns where !permitted[s] { line[s] = maskedLogit }
             }
+            var maximum = -Float.infinity
+            for s in 0..<columns { maximum = max(maximum, line[s]) }
+            var sum: Float = 0
+            for s in 0..<columns {
+                let e = exp(line[s] - maximum)
+                line[s] = e
+                sum += e
+            }
+            let inverse = 1 / sum
+            for s in 0..<columns { line[s] *= inverse }
+            rowMax[row] = maximum
+            rowSum[row] = sum
         }
     }
 
     static func rebuildProbabilities(
-        _ scores: inout Tensor, rows: Int, columns: Int, mask: AttentionMask?, example: Int,
-        statistics: AttentionStatistics, statisticsOffset: Int
+        _ values: UnsafeMutablePointer<Float>, rows: Int, columns: Int, allowed: UnsafePointer<Bool>?,
+        rowMax: UnsafePointer<Float>, rowSum: UnsafePointer<Float>
     ) {
-        let values = scores.mutablePointer()
-        let maxima = statistics.rowMax.pointer + statisticsOffset
-        let sums = statistics.rowSum.pointer + statisticsOffset
-        withMaskRows(mask, example: example, rows: rows, columns: columns) { allowed in
-            Threading.parallelFor(rows, minimumChunk: max(1, 8192 / max(1, columns))) { range in
-                for row in range {
-                    let line = values + row * columns
-                    if let allowed {
-                        let permitted = allowed + row * columns
-                        for s in 0..<columns where !permitted[s] { line[s] = maskedLogit }
-                    }
-                    let maximum = maxima[row]
-                    let inverse = 1 / sums[row]
-                    for s in 0..<columns { line[s] = exp(line[s] - maximum) * inverse }
-                }
+        for row in 0..<rows {
+            let line = values + row * columns
+            if let allowed {
+                let permitted = allowed + row * columns
+                for s in 0..<columns where !permitted[s] { line[s] = maskedLogit }
             }
+            let maximum = rowMax[row]
+            let inverse = 1 / rowSum[row]
+            for s in 0..<columns { line[s] = exp(line[s] - maximum) * inverse }
         }
     }
 
     static func softmaxBackwardRows(
-        _ dScores: inout Tensor, probabilities: Tensor, rows: Int, columns: Int, mask: AttentionMask?, example: Int
+        _ gradients: UnsafeMutablePointer<Float>, probabilities: UnsafePointer<Float>, rows: Int, columns: Int,
+        allowed: UnsafePointer<Bool>?
     ) {
-        let gradients = dScores.mutablePointer()
-        let p = probabilities.pointer
-        withMaskRows(mask, example: example, rows: rows, columns: columns) { allowed in
-            Threading.parallelFor(rows, minimumChunk: max(1, 8192 / max(1, columns))) { range in
-                for row in range {
-                    let line = gradients + row * columns
-                    let probabilityLine = p + row * columns
-                    var dot: Float = 0
-                    for s in 0..<columns { dot += line[s] * probabilityLine[s] }
-                    for s in 0..<columns { line[s] = probabilityLine[s] * (line[s] - dot) }
-                    if let allowed {
-                        // The mask replaces scores with a constant, so masked scores get no gradient.
-                        let permitted = allowed + row * columns
-                        for s in 0..<columns where !permitted[s] { line[s] = 0 }
-                    }
-                }
+        for row in 0..<rows {
+            let line = gradients + row * columns
+            let probabilityLine = probabilities + row * columns
+            var dot: Float = 0
+            for s in 0..<columns { dot += line[s] * probabilityLine[s] }
+            for s in 0..<columns { line[s] = probabilityLine[s] * (line[s] - dot) }
+            if let allowed {
+                // The mask replaces scores with a constant, so masked scores get no gradient.
+                let permitted = allowed + row * columns
+                for s in 0..<columns where !permitted[s] { line[s] = 0 }
             }
         }
     }
 
-    static func withMaskRows(
-        _ mask: AttentionMask?, example: Int, rows: Int, columns: Int,
-        _ body: (UnsafePointer<Bool>?) -> Void
-    ) {
+    static func withMaskPointer(_ mask: AttentionMask?, _ body: (UnsafePointer<Bool>?) -> Void) {
         guard let mask else { return body(nil) }
-        mask.allowed.withUnsafeBufferPointer { all in
-            body(all.baseAddress! + example * rows * columns)
-        }
+        mask.allowed.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
     static func checkAttentionShapes(

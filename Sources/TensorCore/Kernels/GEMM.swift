@@ -82,7 +82,7 @@ extension CPUKernels {
 
     // MARK: - Reference
 
-    /// The same contract as `gemm`, computed with plain loops in f64; the reference for tests.
+    /// Computes the same product as `gemm` with plain loops in f64, as the reference for tests.
     public static func referenceGEMM(
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: Tensor, offsetA: Int = 0, lda: Int, transposeA: Bool = false,
@@ -111,6 +111,10 @@ extension CPUKernels {
 
     // MARK: - Helpers
 
+    /// Products below this many multiply-adds run on one thread.
+    static let parallelGEMMThreshold = 1 << 21
+
+    /// Row-major sgemm on raw pointers, split across threads by rows or columns of C.
     static func rawGEMM(
         m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
@@ -124,6 +128,38 @@ extension CPUKernels {
             }
             return
         }
+        let threads = Threading.threadCount
+        if threads == 1 || m * n * k < parallelGEMMThreshold || Threading.isInsideParallelRegion {
+            blockGEMM(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, transposeA: transposeA,
+                      b: b, ldb: ldb, transposeB: transposeB, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        // Split the longer side of C into blocks of whole 16-element panels, one per thread.
+        let splitRows = m >= n
+        let panels = ((splitRows ? m : n) + 15) / 16
+        Threading.parallelFor(panels, minimumChunk: 1) { range in
+            let start = range.lowerBound * 16
+            let end = min(splitRows ? m : n, range.upperBound * 16)
+            if splitRows {
+                blockGEMM(m: end - start, n: n, k: k, alpha: alpha,
+                          a: transposeA ? a + start : a + start * lda, lda: lda, transposeA: transposeA,
+                          b: b, ldb: ldb, transposeB: transposeB, beta: beta, c: c + start * ldc, ldc: ldc)
+            } else {
+                blockGEMM(m: m, n: end - start, k: k, alpha: alpha, a: a, lda: lda, transposeA: transposeA,
+                          b: transposeB ? b + start * ldb : b + start, ldb: ldb, transposeB: transposeB,
+                          beta: beta, c: c + start, ldc: ldc)
+            }
+        }
+    }
+
+    /// Calls OpenBLAS once, on the current thread.
+    private static func blockGEMM(
+        m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+        b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        Threading.singleThreadedBLAS
         cblas_sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))

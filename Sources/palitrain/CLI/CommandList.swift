@@ -13,5 +13,6 @@ enum CommandList {
         VersionCommand.entry,
         CommCheckCommand.entry,
         BenchAllreduceCommand.entry,
+        BenchDataCommand.entry,
     ]
 }

@@ -17,6 +17,7 @@ struct StepCommand: Command {
         .value("lr", "RATE", default: "0.1", help: "learning rate of the SGD step applied to the trainable parameters"),
         .value("trainable", "REGEX", default: "^llm/layers/attn/", help: "parameters that the SGD step updates"),
         .value("grads", "all|trainable", default: "trainable", help: "write gradients for every parameter or only the trainable ones"),
+        .value("sgd-params", "all|trainable", default: "all", help: "write sgd/<name> for every parameter or only the updated ones"),
         .flag("mask-padding", help: "mask padding keys with the batch's mask_input (big_vision's training pass does not)"),
     ]
 
@@ -28,6 +29,7 @@ struct StepCommand: Command {
         let trainablePattern = arguments.string("trainable") ?? "^llm/layers/attn/"
         let gradsForAll = try arguments.choice("grads", ["all", "trainable"]) == "all"
         let trainable = try compileRegex(trainablePattern, option: "trainable")
+        let sgdForAll = try arguments.choice("sgd-params", ["all", "trainable"]) == "all"
 
         // 1. Model: with --grads all every parameter gets a gradient; SGD still touches only --trainable.
         let reader = try NPZReader(path: checkpointPath)
@@ -38,7 +40,9 @@ struct StepCommand: Command {
         let batch = try loadBatch(path: batchPath, useMaskInput: arguments.flag("mask-padding"))
 
         // 3. Forward and backward with logits at every text position.
+        let start = DispatchTime.now().uptimeNanoseconds
         let output = try model.forwardBackward(batch, logits: .allText)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 
         // 4. Write everything big_vision's golden files hold, then the SGD-updated parameters.
         let writer = try NPZWriter(path: outputPath)
@@ -56,8 +60,10 @@ struct StepCommand: Command {
         }
 
         for name in store.names {
+            let updated = (try? trainable.firstMatch(in: name)) != nil
+            if !updated && !sgdForAll { continue }
             var values = store.values(name).scalars
-            if (try? trainable.firstMatch(in: name)) != nil, let gradient = model.gradients[name]?.snapshot().scalars {
+            if updated, let gradient = model.gradients[name]?.snapshot().scalars {
                 let step = Float(rate)
                 for i in values.indices { values[i] -= step * gradient[i] }
             }
@@ -65,7 +71,8 @@ struct StepCommand: Command {
         }
         try writer.finish()
 
-        print(String(format: "step: loss %.6f over %d examples; wrote %@", output.loss, batch.batchSize, outputPath))
+        print(String(format: "step: loss %.6f over %d examples; forward and backward took %.2f s; wrote %@",
+                     output.loss, batch.batchSize, seconds, outputPath))
     }
 
     /// Reads a batch NPZ in the golden files' layout.

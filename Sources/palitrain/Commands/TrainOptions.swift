@@ -47,6 +47,9 @@ enum TrainOptions {
         .value("save-every", "N", default: "0", help: "steps between checkpoints; 0 saves only at the end"),
         .value("keep-last", "K", default: "3", help: "checkpoints kept besides the best one"),
         .value("resume", "auto|none|PATH", default: "none", help: "auto resumes from OUTPUT/checkpoints/latest when it exists"),
+        .value("stop-after", "STEP", help: "stop after this step as on SIGTERM: write a checkpoint and exit 0 (to rehearse preemption)"),
+        .value("inject", "FAULT[,FAULT]", help: "for fault-injection tests only, never for training: plant faults such as "
+            + "nan-grad:RANK@STEP or die:RANK@STEP in this run (all forms in Docs/reliability.md, section Faults)"),
     ]
 
     /// Applies a `--config` JSON object under the flags given on the command line.
@@ -146,7 +149,20 @@ enum TrainOptions {
         s.saveEvery = try nonNegativeInt("save-every", arguments)
         s.keepLast = try positive("keep-last", arguments)
         s.resume = arguments.string("resume") ?? "none"
+        if arguments.string("stop-after") != nil {
+            s.stopAfter = try positive("stop-after", arguments)
+        }
         return s
+    }
+
+    /// Parses `--inject` into a plan, or returns nil when the option is absent.
+    static func faultPlan(from arguments: ParsedArguments) throws -> FaultPlan? {
+        guard let text = arguments.string("inject") else { return nil }
+        do {
+            return try FaultPlan.parse(text)
+        } catch let error as FaultPlanError {
+            throw UsageError(error.description)
+        }
     }
 
     private static func positive(_ name: String, _ arguments: ParsedArguments) throws -> Int {

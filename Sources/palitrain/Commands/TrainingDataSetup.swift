@@ -14,7 +14,12 @@ struct TrainingDataSetup {
 
     /// Finds the dataset, runs the same checks as `palitrain validate` (every rank reads the
     /// records; rank 0 prints the report), and builds the rank's batch source.
-    init(settings: TrainSettings, tokenizer: Tokenizer, imageSize: Int, rank: Int, worldSize: Int, log: (String) -> Void) throws {
+    /// - startStep, cursor: the resume point and the loader cursor saved with it (nil or empty
+    ///   for a new run).
+    init(
+        settings: TrainSettings, tokenizer: Tokenizer, imageSize: Int, rank: Int, worldSize: Int,
+        startStep: Int, cursor: [UInt8]?, log: (String) -> Void
+    ) throws {
         let datasetSource: DatasetSource
         if let directory = settings.data {
             datasetSource = try DatasetSource.discover(directory: directory)
@@ -37,10 +42,17 @@ struct TrainingDataSetup {
         validExamples = prepared.examples["valid"] ?? []
         log("[data] \(train.count) training and \(validExamples.count) validation examples (\(datasetSource.layout.rawValue) layout)")
 
-        source = try ShardedBatchSource(
-            examples: train, builder: SequenceBuilder(tokenizer: tokenizer, textLength: settings.maxLength),
-            preprocessor: ImagePreprocessor(size: imageSize), globalBatchSize: settings.globalBatchSize,
-            gradientAccumulation: settings.gradientAccumulation, rank: rank, worldSize: worldSize, seed: settings.seed)
+        var loaderCursor: LoaderCursor?
+        if let cursor, !cursor.isEmpty {
+            loaderCursor = try JSONDecoder().decode(LoaderCursor.self, from: Data(cursor))
+        }
+        let preparer = ExamplePreparer(
+            images: ImagePreprocessor(size: imageSize),
+            sequences: try SequenceBuilder(tokenizer: tokenizer, textLength: settings.maxLength))
+        source = try LoaderDataSource(
+            examples: train, preparer: preparer, globalBatchSize: settings.globalBatchSize,
+            gradientAccumulation: settings.gradientAccumulation, rank: rank, worldSize: worldSize, seed: settings.seed,
+            startStep: startStep, cursor: loaderCursor)
     }
 
     /// Rank 0's validation pass over the whole validation split.

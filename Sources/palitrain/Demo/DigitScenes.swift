@@ -110,7 +110,7 @@ struct DigitSceneComposer {
         return scene
     }
 
-    /// A light background: smooth colour gradients, blotches and grain, [size, size, 3].
+    /// Draws a light background of smooth colour gradients, blotches and grain: [size, size, 3].
     private func background(rng: inout SeededGenerator) -> [UInt8] {
         var pixels = [UInt8](repeating: 0, count: size * size * 3)
         let base = (150 + rng.unit() * 100, 150 + rng.unit() * 100, 150 + rng.unit() * 100)
@@ -155,7 +155,7 @@ struct DigitSceneComposer {
         return alpha
     }
 
-    /// The scene box of the visible ink (coverage above 0.25), or nil when there is none.
+    /// Returns the scene box of the visible ink (coverage above 0.25), or nil when there is none.
     private func inkBox(_ alpha: [Float], width: Int, height: Int, x: Int, y: Int) -> PlacedDigit? {
         var minX = width, minY = height, maxX = -1, maxY = -1
         for row in 0..<height {
