@@ -53,6 +53,21 @@ final class DecodeBehaviourTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(fromPadded.logits).scalars, try XCTUnwrap(fromTrimmed.logits).scalars)
     }
 
+    /// A frozen f16 checkpoint keeps its token table in f16: the cached decode reads it in
+    /// place for the logits, the recomputing decode expands it in chunks. Both widen the same
+    /// f16 values, so they agree to f32 rounding.
+    func testFrozenFloat16TableDecodesLikeRecomputing() throws {
+        let model = try Golden.model(file: "params_f16.npz", trainable: "^$")
+        XCTAssertEqual(model.parameters.dtype(of: "llm/embedder/input_embedding"), .f16)
+        let prompt = try Golden.decodePrompt("decode_batch")
+
+        let cached = try model.decode(prompt, options: Golden.decodeOptions())
+        let recomputed = try model.decodeByRecomputing(prompt, options: Golden.decodeOptions())
+
+        XCTAssertEqual(cached.tokens, recomputed.tokens)
+        assertClose(try XCTUnwrap(cached.logits).scalars, try XCTUnwrap(recomputed.logits).scalars, tolerance: 1e-5, "logits")
+    }
+
     // MARK: - Stopping
 
     /// In the golden batch example 0 produces 503 first and example 1 never does. With 503 as

@@ -122,8 +122,13 @@ extension PaliGemma {
         let (R, D) = (x.shape[0], x.shape[1])
         if R > Kernels.skinnyRowLimit { return TiedLogits.forward(x, head) }
 
-        // With few rows, reading the table once is the whole cost; BLAS would also repack it.
+        // With few rows, reading the table once is the whole cost: BLAS would also repack it,
+        // and a frozen f16 or bf16 table is read at its stored size, not expanded to f32.
         var logits = Tensor(uninitialized: [R, head.vocabSize])
+        if let frozen = parameters.frozenArray(ParameterTable.Name.embedding) {
+            Kernels.skinnyGEMMTransposedB(m: R, n: head.vocabSize, k: D, a: x, b: frozen, c: &logits, ldc: head.vocabSize)
+            return logits
+        }
         head.forEachChunk { range, table in
             Kernels.skinnyGEMMTransposedB(
                 m: R, n: range.count, k: D, a: x, b: table, c: &logits, offsetC: range.lowerBound, ldc: head.vocabSize)
