@@ -54,7 +54,11 @@ extension CPUKernels {
     static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let tiny = x .< -87
         let clamped = x.replacing(with: -87, where: tiny)
-        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        // Adding 1.5·2²³ rounds x·log₂e to the nearest integer n and leaves n in the low
+        // mantissa bits, so n is read with integer lanes instead of a per-lane conversion.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let shifted = clamped * 1.442_695_04 + magic
+        let n = shifted - magic
         let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
         var p = SIMD8<Float>(repeating: 1.987_569_15e-4)
         p = p * r + 1.398_199_950_7e-3
@@ -63,7 +67,8 @@ extension CPUKernels {
         p = p * r + 1.666_666_545_9e-1
         p = p * r + 5.000_000_120_1e-1
         let polynomial = p * r * r + r + 1
-        let exponent = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
+        let exponent = (integer &+ 127) &<< 23
         let scale = unsafeBitCast(exponent, to: SIMD8<Float>.self)
         return (polynomial * scale).replacing(with: 0, where: tiny)
     }
