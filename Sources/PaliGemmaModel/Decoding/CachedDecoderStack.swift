@@ -13,6 +13,8 @@ struct CachedDecoderStack {
     let cache: KVCache
     var scratch: CachedAttention.Scratch
 
+    /// Runs the decoder over the new tokens of one step, writing their keys and values.
+    ///
     /// - x: f32[R, D], the embeddings of the step's new tokens in packed row order
     /// - Returns: f32[S, D] after final_norm, one row per segment (its last new token)
     mutating func run(_ x: Tensor, _ step: DecodeStep) -> Tensor {
