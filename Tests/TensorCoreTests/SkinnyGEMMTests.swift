@@ -80,7 +80,7 @@ final class SkinnyGEMMTests: XCTestCase {
         XCTAssertEqual(y[flat: n + 1], 42, "y after the window is untouched")
     }
 
-    /// A copy of `array` whose bytes start one byte past an aligned address.
+    /// Copies `array` to bytes that start one byte past an aligned address.
     private func misaligned(_ array: StoredArray) throws -> (array: StoredArray, owner: ByteBox) {
         let byteCount = array.count * array.dtype.byteSize
         let box = ByteBox(byteCount: byteCount + 1)

@@ -88,9 +88,9 @@ extension CPUKernels {
         }
     }
 
-    /// The same product with b stored as f32, f16 or bf16 (a frozen token table kept in its
-    /// checkpoint dtype): each row of b is widened to f32 in L1 just before its dot products, so
-    /// the table is read once at its stored size instead of being expanded to f32 in memory.
+    /// Computes the same product with b stored as f32, f16 or bf16, such as a frozen token table
+    /// kept in its checkpoint dtype. Each row of b is widened to f32 in L1 just before its dot
+    /// products, so the table is read once at its stored size instead of being expanded in memory.
     public static func skinnyGEMMTransposedB(
         m: Int, n: Int, k: Int, a: Tensor, b: StoredArray, c: inout Tensor, offsetC: Int = 0, ldc: Int
     ) {
