@@ -71,21 +71,30 @@ public final class Trainer {
             state.step = step
             state.lastLoss = report.loss
 
+            var values: [String: Double] = [:]
             if isRoot {
                 var line = report
                 let recent = stepTimes.suffix(10)
                 line.etaSeconds = recent.reduce(0, +) / Double(recent.count) * Double(state.totalSteps - step)
                 log(line.line)
-                try metrics?.append(step: step, line.metrics)
+                values = line.metrics
             }
 
             let isLast = step == state.totalSteps
             if settings.checkReplicasEvery > 0 && step % settings.checkReplicasEvery == 0 && !isLast {
                 try verifyReplicas(step: step)
             }
+
+            // One metrics.jsonl line per step: the validation values join the step's own.
             var newBest = false
+            var validation: ValidationOutcome?
             if (settings.evalEvery > 0 && step % settings.evalEvery == 0) || isLast {
-                newBest = try validate(step: step)
+                (newBest, validation) = try validate(step: step)
+            }
+            if isRoot {
+                values.merge(validation?.metrics ?? [:]) { _, new in new }
+                try metrics?.append(step: step, values)
+                publishReport(validation, step: step)
             }
             // The best checkpoint is always saved, so that `best` names a complete folder.
             if (settings.saveEvery > 0 && step % settings.saveEvery == 0) || isLast || newBest {
@@ -183,27 +192,28 @@ public final class Trainer {
 
     /// Runs rank 0's validation while the other ranks wait in a sleeping all-reduce, which
     /// also tells them whether it failed (every rank then stops) and whether the mAP@0.5 is the
-    /// best so far (every rank then takes part in saving the `best` checkpoint).
-    private func validate(step: Int) throws -> Bool {
+    /// best so far (every rank then takes part in saving the `best` checkpoint). Returns the
+    /// outcome on rank 0 and nil elsewhere.
+    private func validate(step: Int) throws -> (newBest: Bool, outcome: ValidationOutcome?) {
         var failure: Error?
         var newBest = false
+        var outcome: ValidationOutcome?
         if isRoot, let validation {
             do {
                 let start = Date()
-                let outcome = try validation(model, step)
-                let values = outcome.metrics
+                let result = try validation(model, step)
+                let values = result.metrics
                 let seconds = Date().timeIntervalSince(start)
-                try metrics?.append(step: step, values)
                 let map50 = values["val/map50"] ?? .nan
                 log(String(format: "[val] step %d | map50 %.4f | map50_95 %.4f | runaway %.3f | parse failures %.3f | %.1fs",
                            step, map50, values["val/map50_95"] ?? .nan, values["val/runaway_rate"] ?? .nan,
                            values["val/parse_failure_rate"] ?? .nan, seconds))
-                try outcome.publish()
                 if map50.isFinite && map50 > (state.bestMAP50 ?? -1) {
                     state.bestMAP50 = map50
                     state.bestStep = step
                     newBest = true
                 }
+                outcome = result
             } catch {
                 failure = error
                 log("[val] step \(step) failed: \(error)")
@@ -212,7 +222,18 @@ public final class Trainer {
         let flags = try communicator.allReduce([failure == nil ? 0 : 1, newBest ? 1 : 0], operation: .max)
         if let failure { throw failure }
         if flags[0] > 0 { throw TrainingError.validationFailedOnRoot(step: step) }
-        return flags[1] > 0
+        return (flags[1] > 0, outcome)
+    }
+
+    /// Regenerates the report on rank 0 after the step's metrics line is written. A report that
+    /// cannot be written is logged and training goes on: it holds no state the run needs.
+    private func publishReport(_ outcome: ValidationOutcome?, step: Int) {
+        guard let outcome else { return }
+        do {
+            try outcome.publish()
+        } catch {
+            log("[val] step \(step): report.html was not updated: \(error)")
+        }
     }
 
     private func save(step: Int) throws {
