@@ -183,6 +183,12 @@ def jsonl_seeds():
             {"image": "/etc/passwd", "prefix": "p", "suffix": "s"},
         ],
         "wrong_types.jsonl": [{"image": 3, "prefix": None, "suffix": ["x"]}, [1, 2], "text"],
+        "suffix_issues.jsonl": [
+            {"image": "a.jpg", "prefix": "detect cat ;  dog ; <b> ; ", "suffix": "<loc0100><loc0200><loc0300> cat"},
+            {"image": "a.jpg", "prefix": "detect cat", "suffix": "<loc0400><loc0300><loc0200><loc0100> Cat ; <loc9999><loc12><loc0300><loc0300> cat"},
+            {"image": "img/b.png", "prefix": "detect cat", "suffix": box + "".join(f"<seg{i:03d}>" for i in range(16)) + " cat"},
+            {"image": "img/b.png", "prefix": "caption en", "suffix": "a cat on a mat"},
+        ],
     }
     seeds = {name: "\n".join(json.dumps(line, ensure_ascii=False) for line in records).encode() + b"\n"
              for name, records in lines.items()}
