@@ -145,7 +145,7 @@ public final class Validator {
         return validation
     }
 
-    /// What the model generated for one example, and the oriented size of its image.
+    /// The tokens generated for one example, and the oriented size of its image.
     struct GeneratedOutput {
         var tokens: [Int32]
         var logProbs: [Float]
@@ -222,7 +222,7 @@ public final class Validator {
             imageCount: predictions.count, imagesWithoutPrediction: 0)
     }
 
-    /// The first `galleryCount` images with their boxes, shrunk for the report.
+    /// Loads the first `galleryCount` images with their boxes, shrunk for the report.
     private func galleryItems(_ predictions: [ValidationPrediction]) throws -> [GalleryItem] {
         try predictions.prefix(settings.galleryCount).map { prediction in
             let example = prediction.example

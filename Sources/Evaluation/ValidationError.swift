@@ -1,6 +1,6 @@
 import Foundation
 
-/// Why a validation pass cannot start or had to stop.
+/// The reasons a validation pass cannot start or has to stop.
 public enum ValidationError: Error, CustomStringConvertible {
     /// The split has no usable example.
     case noExamples

@@ -15,9 +15,9 @@ public struct OrientedImage: Sendable {
         self.height = height
     }
 
-    /// Reads and decodes a JPEG or PNG, applying its EXIF orientation. 16-bit samples are
-    /// scaled to 8 bits (÷257), grayscale becomes three equal channels and alpha is dropped,
-    /// as in the model's preprocessing.
+    /// Reads and decodes a JPEG or PNG, applying its EXIF orientation. The decoder returns RGB
+    /// (grayscale as three equal channels, alpha dropped), and 16-bit samples are rounded to
+    /// 8 bits (÷257).
     public static func load(path: String, limits: DatasetLimits = DatasetLimits()) throws -> OrientedImage {
         let data = try ImageDecoder.readFile(path: path, limits: limits)
         let image = try ImageDecoder.decode(data: data, path: path, limits: limits)
@@ -66,8 +66,8 @@ public struct OrientedImage: Sendable {
 }
 
 extension GalleryItem {
-    /// A gallery item scaled down so that its longer side is at most `maxSide`, boxes included,
-    /// so that a validation pass does not keep full-size photographs in memory.
+    /// Returns the item scaled down so that its longer side is at most `maxSide`, boxes
+    /// included, so that a validation pass does not keep full-size photographs in memory.
     func shrunk(maxSide: Int) -> GalleryItem {
         let small = downscaled(maxSide: maxSide)
         if small.width == width && small.height == height { return self }

@@ -1,7 +1,7 @@
 import Dataset
 import Foundation
 
-/// What the model produced for one validation example.
+/// The model's output for one validation example, parsed and in pixels.
 public struct ValidationPrediction: Sendable {
     public var example: Example
     /// Generated ids, up to and including EOS when there is one.
@@ -21,7 +21,7 @@ public struct ValidationPrediction: Sendable {
     public var groundTruth: [LabeledBox]
     public var predictions: [ScoredBox]
 
-    /// One line for `palitrain score --predictions`: `image`, `suffix` (the parsed text),
+    /// Formats one line for `palitrain score --predictions`: `image`, `suffix` (the parsed text),
     /// `scores` (one per part, 0 for a part without a valid object), `truncated`, and the
     /// decoded `text`.
     public func scoreLine() throws -> String {

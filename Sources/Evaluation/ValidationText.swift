@@ -7,8 +7,8 @@ public struct GeneratedText: Sendable {
 
     public init(tokenizer: Tokenizer) { self.tokenizer = tokenizer }
 
-    /// The text of one token for the parser: control tokens (BOS, EOS, PAD) and ids beyond the
-    /// tokenizer are empty, other ids their SentencePiece piece.
+    /// Returns the text of one token for the parser: empty for control tokens (BOS, EOS, PAD)
+    /// and ids beyond the tokenizer, the SentencePiece piece for other ids.
     public func piece(_ id: Int) -> String {
         guard let token = Int32(exactly: id) else { return "" }
         if token == tokenizer.bosID || token == tokenizer.eosID || token == tokenizer.padID { return "" }
@@ -18,11 +18,11 @@ public struct GeneratedText: Sendable {
     /// SentencePiece decode of the tokens before the first EOS; ids beyond the tokenizer are
     /// left out.
     public func decoded(_ tokens: [Int32]) -> String {
-        let kept = tokens.prefix { $0 != tokenizer.eosID }.filter { Int($0) < tokenizer.vocabularySize }
-        return (try? tokenizer.decode(Array(kept))) ?? ""
+        let known = tokens.prefix { $0 != tokenizer.eosID }.filter { Int($0) < tokenizer.vocabularySize }
+        return (try? tokenizer.decode(Array(known))) ?? ""
     }
 
-    /// The pieces before the first EOS joined, "▁" read as a space: the text `parse` reads.
+    /// Joins the pieces before the first EOS, "▁" read as a space: the text `parse` reads.
     public func parserText(_ tokens: [Int32]) -> String {
         tokens.prefix { $0 != tokenizer.eosID }.map { piece(Int($0)) }.joined()
             .replacingOccurrences(of: "\u{2581}", with: " ")

@@ -24,4 +24,45 @@ final class SkinnyGEMMTests: XCTestCase {
             }
         }
     }
+
+    /// A right operand kept as f16 or bf16, or as f32 at an address that is not 4-byte aligned,
+    /// gives the product with its values widened to f32.
+    func testStoredRightOperandMatchesReference() throws {
+        var random = TestRandom(seed: 4)
+        for dtype in [DType.f16, .bf16, .f32] {
+            for (m, n, k) in [(1, 3, 5), (4, 300, 19), (6, 1000, 64)] {
+                let a = random.tensor([m, k])
+                let values = random.tensor([n, k])
+                let stored = try misaligned(StoredArray(values, dtype: dtype))
+                XCTAssertFalse(stored.array.isBorrowableAsFloat)
+
+                var fast = Tensor(zeros: [m, n])
+                var slow = Tensor(zeros: [m, n])
+                Kernels.skinnyGEMMTransposedB(m: m, n: n, k: k, a: a, b: stored.array, c: &fast, ldc: n)
+                Kernels.referenceGEMM(m: m, n: n, k: k, a: a, lda: k, b: stored.array.toTensor(), ldb: k, transposeB: true, c: &slow, ldc: n)
+
+                XCTAssertLessThan(maxAbsDifference(fast, slow), 1e-5, "\(dtype) m=\(m) n=\(n) k=\(k)")
+            }
+        }
+    }
+
+    /// A copy of `array` whose bytes start one byte past an aligned address.
+    private func misaligned(_ array: StoredArray) throws -> (array: StoredArray, owner: ByteBox) {
+        let byteCount = array.count * array.dtype.byteSize
+        let box = ByteBox(byteCount: byteCount + 1)
+        array.withUnsafeBytes { box.pointer.advanced(by: 1).copyMemory(from: $0.baseAddress!, byteCount: byteCount) }
+        let bytes = UnsafeRawBufferPointer(start: box.pointer.advanced(by: 1), count: byteCount)
+        return (try StoredArray(dtype: array.dtype, shape: array.shape, unsafeBytes: bytes, owner: box), box)
+    }
+}
+
+/// Heap bytes that live as long as the arrays pointing into them.
+private final class ByteBox {
+    let pointer: UnsafeMutableRawPointer
+
+    init(byteCount: Int) {
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)
+    }
+
+    deinit { pointer.deallocate() }
 }

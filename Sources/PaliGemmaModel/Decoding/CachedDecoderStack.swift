@@ -39,8 +39,8 @@ struct CachedDecoderStack {
         return normed
     }
 
-    /// One decoder block. Keys and values of every new token go to the cache; outputs are
-    /// computed for the queries of `selection`.
+    /// Runs one decoder block. Keys and values of every new token go to the cache, and outputs
+    /// are computed for the queries of `selection` only.
     ///
     /// - x: f32[R, D]
     /// - Returns: f32[Rq, D], Rq = R for `.allRows`, one row per segment otherwise

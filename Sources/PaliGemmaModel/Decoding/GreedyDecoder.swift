@@ -12,8 +12,8 @@ extension PaliGemma {
     ///    (tokens so far), attends over that example's cached slots only, and computes logits
     ///    for that one position.
     ///
-    /// big_vision rolls each row so that its real tokens end at a common column and masks the
-    /// padding in front; here each example's tokens start at slot 0 and padding is never
+    /// big_vision rolls each row so that its real tokens end at a common column, and masks the
+    /// padding in front. Here each example's tokens start at slot 0, and padding is never
     /// computed. Positions are the same (cumsum(mask_input) − 1) and masked keys contribute
     /// exactly zero in both, so the results agree to rounding.
     public func decode(_ prompt: DecodePrompt, options: DecodeOptions) throws(PaliGemmaError) -> DecodeResult {
@@ -76,7 +76,7 @@ extension PaliGemma {
         }
     }
 
-    /// The prefill input: per example, its image tokens then its real text embeddings (·√D).
+    /// Builds the prefill input: per example, its image tokens, then its real text embeddings (·√D).
     ///
     /// - Returns: f32[R, D] in the packed row order of `step`
     private func prefillEmbeddings(_ prompt: DecodePrompt, _ step: DecodeStep) -> Tensor {
@@ -106,14 +106,14 @@ extension PaliGemma {
     }
 }
 
-/// A duration in seconds.
+/// Converts a duration to seconds.
 func seconds(_ duration: Duration) -> Double {
     let (whole, attoseconds) = duration.components
     return Double(whole) + Double(attoseconds) * 1e-18
 }
 
 extension PaliGemma {
-    /// Logits x·Eᵀ of the few rows a decoding step needs.
+    /// Computes the logits x·Eᵀ of the few rows a decoding step needs.
     ///
     /// - x: f32[R, D] after final_norm
     /// - Returns: f32[R, V]
@@ -122,8 +122,13 @@ extension PaliGemma {
         let (R, D) = (x.shape[0], x.shape[1])
         if R > Kernels.skinnyRowLimit { return TiedLogits.forward(x, head) }
 
-        // With few rows, reading the table once is the whole cost; BLAS would also repack it.
+        // With few rows, reading the table once is the whole cost: BLAS would also repack it,
+        // and a frozen f16 or bf16 table is read at its stored size, not expanded to f32.
         var logits = Tensor(uninitialized: [R, head.vocabSize])
+        if let frozen = parameters.frozenArray(ParameterTable.Name.embedding) {
+            Kernels.skinnyGEMMTransposedB(m: R, n: head.vocabSize, k: D, a: x, b: frozen, c: &logits, ldc: head.vocabSize)
+            return logits
+        }
         head.forEachChunk { range, table in
             Kernels.skinnyGEMMTransposedB(
                 m: R, n: range.count, k: D, a: x, b: table, c: &logits, offsetC: range.lowerBound, ldc: head.vocabSize)

@@ -23,8 +23,8 @@ extension CPUKernels {
         let right = b.pointer + offsetB
         let out = c.mutablePointer() + offsetC
 
-        // Each thread streams its own range of b's rows; every row is read once and dotted
-        // with all m rows of a while it sits in L1.
+        // Each thread streams its own range of b's rows. Every row is read once and dotted
+        // with all m rows of a while it is in L1.
         Threading.parallelFor(n, minimumChunk: max(1, (1 << 16) / max(1, k))) { columns in
             for j in columns {
                 let row = right + j * k
@@ -42,6 +42,62 @@ extension CPUKernels {
                     i += 1
                 }
             }
+        }
+    }
+
+    /// The same product with b stored as f32, f16 or bf16 (a frozen token table kept in its
+    /// checkpoint dtype): each row of b is widened to f32 in L1 just before its dot products, so
+    /// the table is read once at its stored size instead of being expanded to f32 in memory.
+    public static func skinnyGEMMTransposedB(
+        m: Int, n: Int, k: Int, a: Tensor, b: StoredArray, c: inout Tensor, offsetC: Int = 0, ldc: Int
+    ) {
+        if b.count != n * k { fatalError("skinnyGEMMTransposedB: b \(b.shape) is not \(n) rows of \(k)") }
+        if b.isBorrowableAsFloat {
+            return skinnyGEMMTransposedB(m: m, n: n, k: k, a: a, b: b.toTensor(), c: &c, offsetC: offsetC, ldc: ldc)
+        }
+        checkOperand("A", a.count, 0, rows: m, columns: k, ld: k)
+        checkOperand("C", c.count, offsetC, rows: m, columns: n, ld: ldc)
+        if m == 0 || n == 0 { return }
+        let left = a.pointer
+        let out = c.mutablePointer() + offsetC
+        let dtype = b.dtype
+        let rowBytes = k * dtype.byteSize
+
+        b.withUnsafeBytes { stored in
+            let base = stored.baseAddress!
+            Threading.parallelFor(n, minimumChunk: max(1, (1 << 16) / max(1, k))) { columns in
+                let row = UnsafeMutablePointer<Float>.allocate(capacity: max(1, k))
+                defer { row.deallocate() }
+                for j in columns {
+                    widenRow(base + j * rowBytes, dtype: dtype, count: k, into: row)
+                    var i = 0
+                    while i + 4 <= m {
+                        let sums = dot4(left + i * k, k, row, k)
+                        out[i * ldc + j] = sums[0]
+                        out[(i + 1) * ldc + j] = sums[1]
+                        out[(i + 2) * ldc + j] = sums[2]
+                        out[(i + 3) * ldc + j] = sums[3]
+                        i += 4
+                    }
+                    while i < m {
+                        out[i * ldc + j] = dot1(left + i * k, row, k)
+                        i += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Converts `count` values of `dtype` at any byte alignment to f32.
+    @inline(__always)
+    private static func widenRow(_ source: UnsafeRawPointer, dtype: DType, count: Int, into row: UnsafeMutablePointer<Float>) {
+        switch dtype {
+        case .f32:
+            UnsafeMutableRawPointer(row).copyMemory(from: source, byteCount: count * 4)
+        case .f16:
+            for p in 0..<count { row[p] = Float(source.loadUnaligned(fromByteOffset: 2 * p, as: Float16.self)) }
+        case .bf16:
+            for p in 0..<count { row[p] = float(fromBF16: source.loadUnaligned(fromByteOffset: 2 * p, as: UInt16.self)) }
         }
     }
 
