@@ -159,8 +159,8 @@ IMAGES = ROOT / "Tests" / "Fixtures" / "dataset" / "images"
 
 
 def image_seeds(suffixes):
-    """The test images with one of `suffixes` that are under 10 KB, except the one that is not
-    an image at all. truncated.jpg and bomb-30000.png stay: they reach the error paths."""
+    """Returns the test images with one of `suffixes` that are under 10 KB, except the file that
+    is not an image at all. truncated.jpg and bomb-30000.png stay because they reach error paths."""
     return {
         path.name: path.read_bytes()
         for path in sorted(IMAGES.iterdir())
@@ -276,7 +276,7 @@ def xxh64(data, seed=0):
 
 
 def frame(codec, payload, count, phase=1, bucket=5, chunk=1, step=0, control=0):
-    """A frame as FrameCodec writes it, behind the target's control byte."""
+    """Encodes a frame as FrameCodec writes it, behind the target's control byte."""
     header = struct.pack(
         "<IBBBBIIIIIIQ", 0x46524750, 1, codec, phase, 0, bucket, chunk, step, count, len(payload), 0, xxh64(payload))
     return bytes([control]) + header + payload

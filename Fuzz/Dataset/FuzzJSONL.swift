@@ -3,9 +3,9 @@
 // image-path resolution), then `DatasetValidator` (image checks, detection prompt and suffix
 // parsing with `DetectionText`) and the rendered report.
 //
-// Each input is written to `train.jsonl` in a scratch dataset folder that contains a real
-// JPEG `a.jpg`, a real PNG `img/b.png` and a symlink `outside.jpg` that leads out of the
-// folder, so paths can resolve, be missing, climb out with `..` or escape through the symlink.
+// Each input is written to `train.jsonl` in a scratch dataset folder. The folder contains a
+// real JPEG `a.jpg`, a real PNG `img/b.png` and a symlink `outside.jpg` that leads out of it,
+// so image paths can resolve, be missing, climb out with `..` or escape through the symlink.
 import Foundation
 @testable import Dataset
 

@@ -47,7 +47,8 @@ func fuzzImage(_ data: UnsafePointer<UInt8>, _ size: Int, label: String) {
     }
 }
 
-/// A prepared image has `size * size * 3` finite values and the header the decoder reported.
+/// Checks that a prepared image has `size * size * 3` finite values and the header the decoder
+/// reported.
 private func checkPrepared(_ image: PreparedImage, size: Int, info: ImageInfo) {
     if image.pixels.count != size * size * 3 {
         fatalError("prepared image has \(image.pixels.count) values, expected \(size * size * 3)")
