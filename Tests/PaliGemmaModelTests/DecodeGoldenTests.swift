@@ -49,7 +49,7 @@ final class DecodeGoldenTests: XCTestCase {
     /// big_vision's default cache rounds keys and values to bf16, the prompt's attention
     /// included. That moves the golden logits up to 5.7e-3 away from the f32-cache run. An
     /// implementation that rounds the same values lands within f32 rounding of big_vision
-    /// (1.9e-6 here), unless an f32 ulp of difference sends a key across a bf16 rounding
+    /// (2e-6 here), unless an f32 ulp of difference sends a key across a bf16 rounding
     /// boundary, which changes that element by one bf16 ulp (2⁻⁸ relative). Another BLAS can
     /// cause such flips. The tolerance 1e-3 allows a few of them and stays well below the
     /// 5.7e-3 that separates the two cache precisions, which the second assertion checks.

@@ -46,6 +46,40 @@ final class SkinnyGEMMTests: XCTestCase {
         }
     }
 
+    func testRowMatmulMatchesReference() {
+        var random = TestRandom(seed: 5)
+        for m in 1...5 {
+            for (k, n) in [(1, 1), (7, 5), (64, 33), (300, 17)] {
+                let x = random.tensor([m, k])
+                let w = random.tensor([k, n])
+                var expected = Tensor(zeros: [m, n])
+                Kernels.referenceGEMM(m: m, n: n, k: k, a: x, lda: k, b: w, ldb: n, c: &expected, ldc: n)
+
+                let y = Kernels.rowMatmul(x, w)
+
+                XCTAssertEqual(y.shape, [m, n])
+                XCTAssertLessThan(maxAbsDifference(y, expected), 1e-4, "m=\(m) k=\(k) n=\(n)")
+            }
+        }
+    }
+
+    /// One row against a window of a larger matrix, written into the middle of y.
+    func testRowTimesMatrixReadsAndWritesWindows() {
+        var random = TestRandom(seed: 6)
+        let (k, n, ldw) = (9, 4, 7)
+        let x = random.tensor([2 + k])
+        let w = random.tensor([3 + k * ldw])
+        var y = Tensor(shape: [n + 2], repeating: 42)
+
+        Kernels.rowTimesMatrix(k: k, n: n, x: x, offsetX: 2, w: w, offsetW: 3, ldw: ldw, y: &y, offsetY: 1)
+
+        var expected = Tensor(zeros: [1, n])
+        Kernels.referenceGEMM(m: 1, n: n, k: k, a: x, offsetA: 2, lda: k, b: w, offsetB: 3, ldb: ldw, c: &expected, ldc: n)
+        XCTAssertLessThan(maxAbsDifference(Tensor(shape: [n], values: Array(y.scalars[1...n])), expected), 1e-5)
+        XCTAssertEqual(y[flat: 0], 42, "y before the window is untouched")
+        XCTAssertEqual(y[flat: n + 1], 42, "y after the window is untouched")
+    }
+
     /// A copy of `array` whose bytes start one byte past an aligned address.
     private func misaligned(_ array: StoredArray) throws -> (array: StoredArray, owner: ByteBox) {
         let byteCount = array.count * array.dtype.byteSize

@@ -13,6 +13,8 @@ struct CachedDecoderStack {
     let cache: KVCache
     var scratch: CachedAttention.Scratch
 
+    /// Runs the decoder over the new tokens of one step, writing their keys and values.
+    ///
     /// - x: f32[R, D], the embeddings of the step's new tokens in packed row order
     /// - Returns: f32[S, D] after final_norm, one row per segment (its last new token)
     mutating func run(_ x: Tensor, _ step: DecodeStep) -> Tensor {
@@ -78,12 +80,14 @@ struct CachedDecoderStack {
         // 4. attention over the cache, then h = x + o·Wo
         let o = CachedAttention.forward(
             q: q, cache: cache, layer: layer, step: step, selection: selection, queryHeads: N, scratch: &scratch)
-        let attended = Kernels.matmul(o.reshaped([Rq, N * H]), attention.output.reshaped([N * H, D]))
+        let attended = Self.matmul(o.reshaped([Rq, N * H]), attention.output.reshaped([N * H, D]))
         let h = Kernels.add(attended, residual)
 
-        // 5. y = h + mlp(RMSNorm(h))
+        // 5. y = h + mlp(RMSNorm(h)), mlp(x) = (gelu(x·W[0]) ⊙ x·W[1])·linear as in GatedMLP
         let (normed1, _) = RMSNorm.forward(h, p.preFFWNorm)
-        let (mlpOutput, _) = GatedMLP.forward(normed1, p.mlp)
+        let gate = Self.matmul(normed1, p.mlp.gating.slice(0))
+        let up = Self.matmul(normed1, p.mlp.gating.slice(1))
+        let mlpOutput = Self.matmul(Kernels.gatedGELU(gate: gate, up: up), p.mlp.linear)
         return Kernels.add(mlpOutput, h)
     }
 
@@ -98,9 +102,26 @@ struct CachedDecoderStack {
         let (heads, H) = (weights.shape[0], weights.shape[2])
         var output = Tensor(uninitialized: [R, heads, H])
         for n in 0..<heads {
-            Kernels.gemm(m: R, n: H, k: D, a: x, lda: D, b: weights, offsetB: n * D * H, ldb: H,
-                         c: &output, offsetC: n * H, ldc: heads * H)
+            if R <= Kernels.gemvRowLimit {
+                for r in 0..<R {
+                    Kernels.rowTimesMatrix(
+                        k: D, n: H, x: x, offsetX: r * D, w: weights, offsetW: n * D * H, ldw: H, y: &output,
+                        offsetY: (r * heads + n) * H)
+                }
+            } else {
+                Kernels.gemm(m: R, n: H, k: D, a: x, lda: D, b: weights, offsetB: n * D * H, ldb: H,
+                             c: &output, offsetC: n * H, ldc: heads * H)
+            }
         }
         return output
+    }
+
+    /// x·w, with one matrix-vector product per row when a step has few rows: BLAS's GEMM would
+    /// repack w on every call.
+    ///
+    /// - x: f32[R, In], w: f32[In, Out]
+    /// - Returns: f32[R, Out]
+    private static func matmul(_ x: Tensor, _ w: Tensor) -> Tensor {
+        x.shape[0] <= Kernels.gemvRowLimit ? Kernels.rowMatmul(x, w) : Kernels.matmul(x, w)
     }
 }
