@@ -12,5 +12,6 @@ enum CommandList {
         CommCheckCommand.entry,
         BenchAllreduceCommand.entry,
         BenchDataCommand.entry,
+        BenchCommand.entry,
     ]
 }
