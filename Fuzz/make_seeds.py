@@ -159,8 +159,8 @@ IMAGES = ROOT / "Tests" / "Fixtures" / "dataset" / "images"
 
 
 def image_seeds(suffixes):
-    """The test images with one of `suffixes` that are under 10 KB, except the one that is not
-    an image at all. truncated.jpg and bomb-30000.png stay: they reach the error paths."""
+    """Returns the test images with one of `suffixes` that are under 10 KB, except the file that
+    is not an image at all. truncated.jpg and bomb-30000.png stay because they reach error paths."""
     return {
         path.name: path.read_bytes()
         for path in sorted(IMAGES.iterdir())
@@ -183,6 +183,12 @@ def jsonl_seeds():
             {"image": "/etc/passwd", "prefix": "p", "suffix": "s"},
         ],
         "wrong_types.jsonl": [{"image": 3, "prefix": None, "suffix": ["x"]}, [1, 2], "text"],
+        "suffix_issues.jsonl": [
+            {"image": "a.jpg", "prefix": "detect cat ;  dog ; <b> ; ", "suffix": "<loc0100><loc0200><loc0300> cat"},
+            {"image": "a.jpg", "prefix": "detect cat", "suffix": "<loc0400><loc0300><loc0200><loc0100> Cat ; <loc9999><loc12><loc0300><loc0300> cat"},
+            {"image": "img/b.png", "prefix": "detect cat", "suffix": box + "".join(f"<seg{i:03d}>" for i in range(16)) + " cat"},
+            {"image": "img/b.png", "prefix": "caption en", "suffix": "a cat on a mat"},
+        ],
     }
     seeds = {name: "\n".join(json.dumps(line, ensure_ascii=False) for line in records).encode() + b"\n"
              for name, records in lines.items()}
@@ -270,7 +276,7 @@ def xxh64(data, seed=0):
 
 
 def frame(codec, payload, count, phase=1, bucket=5, chunk=1, step=0, control=0):
-    """A frame as FrameCodec writes it, behind the target's control byte."""
+    """Encodes a frame as FrameCodec writes it, behind the target's control byte."""
     header = struct.pack(
         "<IBBBBIIIIIIQ", 0x46524750, 1, codec, phase, 0, bucket, chunk, step, count, len(payload), 0, xxh64(payload))
     return bytes([control]) + header + payload

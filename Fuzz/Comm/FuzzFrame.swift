@@ -2,9 +2,9 @@
 // peer would send it.
 //
 // Input layout: one control byte, then the frame (40-byte header and payload).
-//   bit 0 of the control byte: rewrite the header's XXH64 with the payload's real checksum,
-//          so mutated payloads reach the decoders instead of failing the checksum;
-//   bit 1: decode with an addend, as the reduce-scatter phase does.
+// - Bit 0 of the control byte rewrites the header's XXH64 with the payload's real checksum.
+//   Mutated payloads then reach the decoders instead of failing the checksum.
+// - Bit 1 decodes with an addend, as the reduce-scatter phase does.
 // The receiver's expectation copies the header's bucket, chunk, step, phase and element
 // count, so the validation passes whenever the frame is self-consistent, as a frame from a
 // confused or hostile peer can be.
@@ -65,7 +65,7 @@ private func decode(_ message: MessageBuffer, _ expected: FrameExpectation, pref
     return output
 }
 
-/// What a receiver expects: the header's own fields where the header is readable.
+/// Builds what a receiver expects from the header's own fields, where the header is readable.
 private func expectation(for message: MessageBuffer) -> FrameExpectation {
     var expected = FrameExpectation(
         peer: 3, bucket: 0, phase: .reduceScatter, step: 0, chunk: 0, elementCount: 0,

@@ -1,27 +1,35 @@
-// Fuzz target `jsonl`: a split's annotation file read by `RecordReader`: the chunked line
-// reader, UTF-8 and JSON checks, the three string fields and the image-path resolution.
+// Fuzz target `jsonl`: a split's annotation file through `palitrain validate`'s path:
+// `RecordReader` (the chunked line reader, UTF-8 and JSON checks, the three string fields,
+// image-path resolution), then `DatasetValidator` (image checks, detection prompt and suffix
+// parsing with `DetectionText`) and the rendered report.
 //
-// Each input is written to `train.jsonl` in a scratch dataset folder that contains the images
-// `a.jpg`, `img/b.png` and a symlink `outside.jpg` that leads out of the folder, so paths can
-// resolve, be missing, climb out with `..` or escape through the symlink.
+// Each input is written to `train.jsonl` in a scratch dataset folder. The folder contains a
+// real JPEG `a.jpg`, a real PNG `img/b.png` and a symlink `outside.jpg` that leads out of it,
+// so image paths can resolve, be missing, climb out with `..` or escape through the symlink.
 import Foundation
 @testable import Dataset
 
+private let repositoryRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
 private struct Scratch {
     let root: String
-    let split: SplitSource
+    let source: DatasetSource
+    var split: SplitSource { source.splits[0] }
 
     init() {
         let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
         root = "\(base)/palitrain-fuzz-jsonl-\(getpid())"
         let fileManager = FileManager.default
+        let images = repositoryRoot.appendingPathComponent("Tests/Fixtures/dataset/images")
         try? fileManager.removeItem(atPath: root)
         try! fileManager.createDirectory(atPath: "\(root)/data/img", withIntermediateDirectories: true)
-        fileManager.createFile(atPath: "\(root)/data/a.jpg", contents: Data([0xFF, 0xD8, 0xFF]))
-        fileManager.createFile(atPath: "\(root)/data/img/b.png", contents: Data([0x89, 0x50]))
+        try! fileManager.copyItem(atPath: images.appendingPathComponent("gray.jpg").path, toPath: "\(root)/data/a.jpg")
+        try! fileManager.copyItem(atPath: images.appendingPathComponent("palette.png").path, toPath: "\(root)/data/img/b.png")
         fileManager.createFile(atPath: "\(root)/secret.jpg", contents: Data([0xFF, 0xD8, 0xFF]))
         try! fileManager.createSymbolicLink(atPath: "\(root)/data/outside.jpg", withDestinationPath: "\(root)/secret.jpg")
-        split = SplitSource(name: "train", annotations: "\(root)/data/train.jsonl", imageRoot: "\(root)/data")
+        let split = SplitSource(name: "train", annotations: "\(root)/data/train.jsonl", imageRoot: "\(root)/data")
+        source = DatasetSource(layout: .explicit, boundary: "\(root)/data", splits: [split])
     }
 }
 
@@ -35,14 +43,15 @@ public func fuzzJSONL(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Data(bytes: data, count: size)
     try! bytes.write(to: URL(fileURLWithPath: scratch.split.annotations))
 
-    let records: SplitRecords
+    let report: ValidationReport
     do {
-        records = try RecordReader.read(scratch.split, boundary: "\(scratch.root)/data", limits: limits)
+        report = try DatasetValidator.validate(scratch.source, options: ValidationOptions(limits: limits, threads: 1))
     } catch {
         // The file exists and is readable, so no error is expected.
-        fatalError("RecordReader.read threw for a readable file: \(error)")
+        fatalError("DatasetValidator.validate threw for a readable file: \(error)")
     }
-    checkInvariants(records, bytes: bytes)
+    checkInvariants(report.splits[0], bytes: bytes)
+    keep(report.render().utf8.count)
     return 0
 }
 

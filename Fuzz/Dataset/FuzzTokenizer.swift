@@ -1,9 +1,10 @@
 // Fuzz target `tokenizer`: arbitrary text through the sentencepiece shim and the sequence
 // builder, with the test tokenizer model (Tests/Fixtures/dataset/tokenizer).
 //
-// Every input is used three ways: as text to encode (decoded as UTF-8 with repairs, as a
-// JSONL field would be), as prefix and suffix split at the first newline for a training row,
-// and as little-endian UInt16 values mapped onto ids for decoding, a few of them out of range.
+// Every input is used three ways:
+// 1. as text to encode, decoded as UTF-8 with invalid bytes replaced;
+// 2. as a prefix and a suffix, split at the first newline, for a training row and a prompt;
+// 3. as little-endian UInt16 values mapped onto ids to decode, a few of them out of range.
 import Foundation
 import Dataset
 

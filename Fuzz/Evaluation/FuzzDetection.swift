@@ -1,9 +1,9 @@
 // Fuzz target `detection`: model output text through `DetectionParser`, in both forms: as
 // decoded text, and as generated tokens with log-probabilities (the scored path).
 //
-// The token form maps each input byte to one piece of a small vocabulary of loc, seg,
-// separator, label and byte pieces, and the following byte to a log-probability, so the
-// two forms can be compared: they must find the same objects and issues before EOS.
+// The token form reads the input as byte pairs: a piece of a small vocabulary (loc, seg,
+// separator, label and odd pieces) and a log-probability. Both forms read the same text
+// before EOS, so they must find the same objects.
 import Evaluation
 
 private let classes = ["cat", "dog", "traffic light", "a b"]
@@ -73,7 +73,8 @@ public func fuzzDetection(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-/// Every object has bins in 0...1023 with min <= max and a non-empty label from the classes.
+/// Checks that every object has bins in 0...1023 with min <= max, a non-empty trimmed label from
+/// the classes, and a part index below the part count.
 private func checkObjects(_ output: ParsedOutput, classes: Set<String>?) {
     for object in output.objects {
         let bins = object.bins

@@ -36,14 +36,19 @@ public enum ImageHeaderSize {
         let bytes = [UInt8](data)
         var index = 2
         while index < bytes.count {
+            // Find the next marker as libjpeg does (jdmarker.c, next_marker), so that this reader
+            // and the decoder see the same segments: bytes other than 0xFF are skipped (libjpeg
+            // warns about "extraneous bytes"), any number of 0xFF fill bytes may precede a
+            // marker code, and 0xFF 0x00 is a stuffed zero byte, not a marker.
             guard bytes[index] == 0xFF else {
-                throw ImageHeaderError(path: path, reason: "JPEG marker expected at byte \(index), found 0x\(hex([bytes[index]]))")
+                index += 1
+                continue
             }
-            // Any number of 0xFF fill bytes may precede a marker code.
             while index < bytes.count, bytes[index] == 0xFF { index += 1 }
             guard index < bytes.count else { break }
             let marker = bytes[index]
             index += 1
+            if marker == 0x00 { continue }
 
             // Markers without a length field: TEM, RST0...RST7.
             if marker == 0x01 || (0xD0...0xD7).contains(marker) { continue }

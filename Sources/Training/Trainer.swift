@@ -71,22 +71,33 @@ public final class Trainer {
             state.step = step
             state.lastLoss = report.loss
 
+            var values: [String: Double] = [:]
             if isRoot {
                 var line = report
                 let recent = stepTimes.suffix(10)
                 line.etaSeconds = recent.reduce(0, +) / Double(recent.count) * Double(state.totalSteps - step)
                 log(line.line)
-                try metrics?.append(step: step, line.metrics)
+                values = line.metrics
             }
 
             let isLast = step == state.totalSteps
             if settings.checkReplicasEvery > 0 && step % settings.checkReplicasEvery == 0 && !isLast {
                 try verifyReplicas(step: step)
             }
+
+            // One metrics.jsonl line per step: the validation values join the step's own.
+            var newBest = false
+            var validation: ValidationOutcome?
             if (settings.evalEvery > 0 && step % settings.evalEvery == 0) || isLast {
-                try validate(step: step)
+                (newBest, validation) = try validate(step: step)
             }
-            if (settings.saveEvery > 0 && step % settings.saveEvery == 0) || isLast {
+            if isRoot {
+                values.merge(validation?.metrics ?? [:]) { _, new in new }
+                try metrics?.append(step: step, values)
+                publishReport(validation, step: step)
+            }
+            // The best checkpoint is always saved, so that `best` names a complete folder.
+            if (settings.saveEvery > 0 && step % settings.saveEvery == 0) || isLast || newBest {
                 try save(step: step)
             }
 
@@ -179,22 +190,50 @@ public final class Trainer {
         }
     }
 
-    private func validate(step: Int) throws {
+    /// Runs rank 0's validation while the other ranks wait in a sleeping all-reduce, which
+    /// also tells them whether it failed (every rank then stops) and whether the mAP@0.5 is the
+    /// best so far (every rank then takes part in saving the `best` checkpoint). Returns the
+    /// outcome on rank 0 and nil elsewhere.
+    private func validate(step: Int) throws -> (newBest: Bool, outcome: ValidationOutcome?) {
+        var failure: Error?
+        var newBest = false
+        var outcome: ValidationOutcome?
         if isRoot, let validation {
-            let start = Date()
-            let values = try validation(model, step)
-            let seconds = Date().timeIntervalSince(start)
-            try metrics?.append(step: step, values)
-            let map50 = values["val/map50"] ?? .nan
-            log(String(format: "[val] step %d | map50 %.4f | map50_95 %.4f | runaway %.3f | parse failures %.3f | %.1fs",
-                       step, map50, values["val/map50_95"] ?? .nan, values["val/runaway_rate"] ?? .nan,
-                       values["val/parse_failure_rate"] ?? .nan, seconds))
-            if map50.isFinite && map50 > (state.bestMAP50 ?? -1) {
-                state.bestMAP50 = map50
-                state.bestStep = step
+            do {
+                let start = Date()
+                let result = try validation(model, step)
+                let values = result.metrics
+                let seconds = Date().timeIntervalSince(start)
+                let map50 = values["val/map50"] ?? .nan
+                log(String(format: "[val] step %d | map50 %.4f | map50_95 %.4f | runaway %.3f | parse failures %.3f | %.1fs",
+                           step, map50, values["val/map50_95"] ?? .nan, values["val/runaway_rate"] ?? .nan,
+                           values["val/parse_failure_rate"] ?? .nan, seconds))
+                if map50.isFinite && map50 > (state.bestMAP50 ?? -1) {
+                    state.bestMAP50 = map50
+                    state.bestStep = step
+                    newBest = true
+                }
+                outcome = result
+            } catch {
+                failure = error
+                log("[val] step \(step) failed: \(error)")
             }
         }
-        try communicator.barrier()
+        let flags = try communicator.allReduce([failure == nil ? 0 : 1, newBest ? 1 : 0], operation: .max)
+        if let failure { throw failure }
+        if flags[0] > 0 { throw TrainingError.validationFailedOnRoot(step: step) }
+        return (flags[1] > 0, outcome)
+    }
+
+    /// Regenerates the report on rank 0 after the step's metrics line is written. A report that
+    /// cannot be written is logged and training goes on: it holds no state the run needs.
+    private func publishReport(_ outcome: ValidationOutcome?, step: Int) {
+        guard let outcome else { return }
+        do {
+            try outcome.publish()
+        } catch {
+            log("[val] step \(step): report.html was not updated: \(error)")
+        }
     }
 
     private func save(step: Int) throws {
@@ -231,6 +270,7 @@ public final class Trainer {
 public enum TrainingError: Error, CustomStringConvertible {
     case nonFiniteLoss(step: Int, loss: Double)
     case checkpointFailedOnRoot(step: Int)
+    case validationFailedOnRoot(step: Int)
     /// The parameter hashes of the ranks differ after `step`; `hashes[r]` is rank r's.
     case replicasDiverged(step: Int, hashes: [UInt64])
 
@@ -240,6 +280,8 @@ public enum TrainingError: Error, CustomStringConvertible {
             return "the loss became \(loss) at step \(step); lower --lr or set --max-grad-norm, and resume from the last checkpoint"
         case .checkpointFailedOnRoot(let step):
             return "rank 0 could not write the checkpoint of step \(step) (see its log); the previous checkpoint is intact"
+        case .validationFailedOnRoot(let step):
+            return "rank 0's validation at step \(step) failed (see its log); resume from the last checkpoint after fixing it"
         case .replicasDiverged(let step, let hashes):
             let listed = hashes.enumerated().map { "rank \($0.offset) " + String(format: "%016llx", $0.element) }.joined(separator: ", ")
             return "the replicas diverged after step \(step): \(Self.describeDivergence(hashes)) (parameter hashes: \(listed)). "

@@ -124,4 +124,12 @@ struct CachedDecoderStack {
     private static func matmul(_ x: Tensor, _ w: Tensor) -> Tensor {
         x.shape[0] <= Kernels.gemvRowLimit ? Kernels.rowMatmul(x, w) : Kernels.matmul(x, w)
     }
+
+    /// x·W for a weight that the bf16 compute mode may hand out as bf16.
+    private static func matmul(_ x: Tensor, _ w: Weight) -> Tensor {
+        switch w.values {
+        case .f32(let tensor): return matmul(x, tensor)
+        case .bf16: return Kernels.matmul(x, w)
+        }
+    }
 }

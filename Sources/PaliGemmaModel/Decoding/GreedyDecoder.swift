@@ -130,8 +130,14 @@ extension PaliGemma {
             return logits
         }
         head.forEachChunk { range, table in
-            Kernels.skinnyGEMMTransposedB(
-                m: R, n: range.count, k: D, a: x, b: table, c: &logits, offsetC: range.lowerBound, ldc: head.vocabSize)
+            switch table.values {
+            case .f32(let rows):
+                Kernels.skinnyGEMMTransposedB(
+                    m: R, n: range.count, k: D, a: x, b: rows, c: &logits, offsetC: range.lowerBound, ldc: head.vocabSize)
+            case .bf16(let rows):
+                Kernels.skinnyGEMMTransposedB(
+                    m: R, n: range.count, k: D, a: x, b: rows, c: &logits, offsetC: range.lowerBound, ldc: head.vocabSize)
+            }
         }
         return logits
     }

@@ -14,5 +14,6 @@ enum CommandList {
         CommCheckCommand.entry,
         BenchAllreduceCommand.entry,
         BenchDataCommand.entry,
+        BenchCommand.entry,
     ]
 }

@@ -139,7 +139,7 @@ struct TrainCommand: Command {
         let trainer = Trainer(
             settings: settings, model: model, communicator: communicator, data: data.source, reducer: reducer,
             optimizer: optimizer, state: state, schedule: schedule, metrics: metrics,
-            validation: isRoot ? data.validation(tokenizer: tokenizer, settings: settings) : nil, faults: faults, log: log)
+            validation: isRoot ? try data.validation(tokenizer: tokenizer, settings: settings, log: log) : nil, faults: faults, log: log)
         let finished = try trainer.run()
         log(finished
             ? "[train] done: \(totalSteps) steps; checkpoints in \(store.root)"
