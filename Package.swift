@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // oneDNN has no pkg-config file; the module map links libdnnl and libgomp by name.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // MARK: - C shims
 
@@ -37,7 +39,7 @@ let package = Package(
 
         // MARK: - Swift modules
 
-        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings + f16cSettings),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: kernelSettings + f16cSettings),
         .target(name: "Checkpoint", dependencies: ["TensorCore", "CZlib"], swiftSettings: f16cSettings),
         .target(name: "PaliGemmaModel", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: f16cSettings),
         .target(name: "Dataset", dependencies: ["TensorCore", "CImageShim", "CSentencePieceShim"]),

@@ -22,13 +22,16 @@ enum LanguageModel {
 
         // 1. decoder blocks
         for layer in 0..<store.config.llm.depth {
-            let (y, cache) = DecoderBlock.forward(x, DecoderBlock.Parameters(store, layer: layer), context)
+            let parameters = PhaseTimer.measure(StepPhase.weights) { DecoderBlock.Parameters(store, layer: layer) }
+            let (y, cache) = DecoderBlock.forward(x, parameters, context)
             if keepCache { blockCaches.append(rematerialize ? .input(x) : .stored(cache)) }
             x = y
         }
 
         // 2. final_norm
-        let (preLogits, normCache) = RMSNorm.forward(x, RMSNorm.Parameters(scale: store.weights(Name.finalNorm)))
+        let (preLogits, normCache) = PhaseTimer.measure(StepPhase.embedding) {
+            RMSNorm.forward(x, RMSNorm.Parameters(scale: store.weights(Name.finalNorm)))
+        }
         return (preLogits, keepCache ? Cache(blocks: blockCaches, finalNorm: normCache) : nil)
     }
 
@@ -40,15 +43,17 @@ enum LanguageModel {
         _ store: ParameterStore, _ gradients: GradientTable, needInputGradient: Bool
     ) -> Tensor? {
         // 2'. final_norm
-        var dx = RMSNorm.backward(
-            dPreLogits, cache.finalNorm, RMSNorm.Parameters(scale: store.weights(Name.finalNorm)),
-            RMSNorm.Gradients(scale: gradients.target(Name.finalNorm)))
+        var dx = PhaseTimer.measure(StepPhase.embedding) {
+            RMSNorm.backward(
+                dPreLogits, cache.finalNorm, RMSNorm.Parameters(scale: store.weights(Name.finalNorm)),
+                RMSNorm.Gradients(scale: gradients.target(Name.finalNorm)))
+        }
         gradients.markReady([Name.finalNorm])
         if !needInputGradient && !store.anyTrainable(prefix: "llm/layers/") { return nil }
 
         // 1'. decoder blocks, last first
         for layer in (0..<store.config.llm.depth).reversed() {
-            let parameters = DecoderBlock.Parameters(store, layer: layer)
+            let parameters = PhaseTimer.measure(StepPhase.weights) { DecoderBlock.Parameters(store, layer: layer) }
             let blockCache: DecoderBlock.Cache
             switch cache.blocks[layer] {
             case .stored(let stored): blockCache = stored
@@ -77,7 +82,7 @@ extension DecoderBlock.Parameters {
         preAttentionNorm = RMSNorm.Parameters(scale: w(Name.preAttentionNorm))
         attention = GemmaAttention.Parameters(query: w(Name.qEinsum), keyValue: w(Name.kvEinsum), output: w(Name.attnVecEinsum))
         preFFWNorm = RMSNorm.Parameters(scale: w(Name.preFFWNorm))
-        mlp = GatedMLP.Parameters(gating: w(Name.gating), linear: w(Name.linear))
+        mlp = GatedMLP.Parameters(gating: store.weight(Name.gating, layer: layer), linear: store.weight(Name.linear, layer: layer))
     }
 }
 

@@ -51,6 +51,9 @@ public final class PaliGemma {
     public let gradients: GradientTable
     /// When true, blocks keep only their input and rerun their forward pass during the backward
     /// pass: about a third more compute for a fraction of the activation memory.
+    /// NOTE: without it, a pt-224 decoder block keeps about 45,600 f32 values per token
+    /// (6 × 2048 + 2 × 256 + 2 × 16384), so 8 examples of 128 text tokens (3072 tokens) need
+    /// about 10 GB for 18 blocks; with it, about 0.5 GB plus one block. Turn it on for pt models.
     public var rematerialize = false
     /// Called during `forwardBackward` each time a gradient, or one layer of a stacked
     /// gradient, is final for this pass, in backward order. The call runs on the backward
@@ -105,20 +108,23 @@ public final class PaliGemma {
         let layout = SequenceLayout(batch: B, imageTokens: P, textTokens: T)
 
         // 1. vision tower → zimg [B, P, D]
-        let (zimg, imgEncoded, visionCache) = VisionTower.forward(
-            batch.images, parameters, keepCache: training && visionTrainable, rematerialize: rematerialize)
+        let (zimg, imgEncoded, visionCache) = PhaseTimer.measure(StepPhase.vision) {
+            VisionTower.forward(batch.images, parameters, keepCache: training && visionTrainable, rematerialize: rematerialize)
+        }
 
         // 2. text embeddings ·√D → [B·T, D]
         let inputIDs = batch.inputIDs
-        let ztxt = TokenEmbedding.forward(ids: inputIDs, tokenTable())
+        let (x, context) = PhaseTimer.measure(StepPhase.embedding) {
+            let ztxt = TokenEmbedding.forward(ids: inputIDs, tokenTable())
 
-        // 3. x = concat(zimg, ztxt) along the sequence → [B, L, D]
-        var x = Tensor(zeros: [B, L, D])
-        Kernels.addRows(zimg, at: layout.imageRows, into: &x)
-        Kernels.addRows(ztxt, at: layout.textRows, into: &x)
+            // 3. x = concat(zimg, ztxt) along the sequence → [B, L, D]
+            var x = Tensor(zeros: [B, L, D])
+            Kernels.addRows(zimg, at: layout.imageRows, into: &x)
+            Kernels.addRows(ztxt, at: layout.textRows, into: &x)
 
-        // 4. prefix-LM mask and RoPE positions 0..<L
-        let context = attentionContext(batch, layout)
+            // 4. prefix-LM mask and RoPE positions 0..<L
+            return (x, attentionContext(batch, layout))
+        }
 
         // 5. decoder → preLogits [B, L, D]
         let (preLogits, decoderCache) = LanguageModel.forward(
@@ -127,11 +133,13 @@ public final class PaliGemma {
         // 6. rows that get logits: position P + t predicts text[t + 1]
         let logitRows = selectLogitRows(batch, rows)
         let rowIndices = logitRows.map { layout.textRows[$0.example * T + $0.position] }
-        let selected = Kernels.selectRows(preLogits, rowIndices)
-
-        // 7. logits = selected·Eᵀ → [R, V]
         let head = tiedLogitsParameters()
-        let logits = TiedLogits.forward(selected, head)
+        let (selected, logits) = PhaseTimer.measure(StepPhase.logits) {
+            let selected = Kernels.selectRows(preLogits, rowIndices)
+
+            // 7. logits = selected·Eᵀ → [R, V]
+            return (selected, TiedLogits.forward(selected, head))
+        }
 
         // 8. per-example normalised cross-entropy
         let targetIDs = batch.targetIDs
@@ -141,21 +149,24 @@ public final class PaliGemma {
             example: logitRows.map(\.example),
             mask: logitRows.map { Float(targetMask[$0.example * T + $0.position]) },
             batchSize: B)
-        let (loss, lossCache) = CrossEntropyLoss.forward(logits, targets)
+        let (loss, lossCache) = PhaseTimer.measure(StepPhase.loss) { CrossEntropyLoss.forward(logits, targets) }
 
         if training {
             if !accumulate { gradients.zero() }
 
             // 8'. dLogits of lossScale·loss
-            let dLogits = CrossEntropyLoss.backward(lossCache, scale: lossScale)
+            let dLogits = PhaseTimer.measure(StepPhase.loss) { CrossEntropyLoss.backward(lossCache, scale: lossScale) }
 
             // 7'. tied output projection (the table gets gradient here when trainable)
-            let dSelected = TiedLogits.backward(
-                dLogits, x: selected, head, TiedLogits.Gradients(table: gradients.target(Name.embedding)))
+            let dPreLogits = PhaseTimer.measure(StepPhase.logits) {
+                let dSelected = TiedLogits.backward(
+                    dLogits, x: selected, head, TiedLogits.Gradients(table: gradients.target(Name.embedding)))
 
-            // 6'. scatter back into the full sequence
-            var dPreLogits = Tensor(zeros: [B, L, D])
-            Kernels.addRows(dSelected, at: rowIndices, into: &dPreLogits)
+                // 6'. scatter back into the full sequence
+                var dPreLogits = Tensor(zeros: [B, L, D])
+                Kernels.addRows(dSelected, at: rowIndices, into: &dPreLogits)
+                return dPreLogits
+            }
 
             // 5'. decoder
             let dx = LanguageModel.backward(
@@ -171,8 +182,10 @@ public final class PaliGemma {
                 }
                 // 1'. vision tower
                 if visionTrainable, let visionCache {
-                    let dZimg = Kernels.selectRows(dx, layout.imageRows).reshaped([B, P, D])
-                    VisionTower.backward(dZimg, visionCache, parameters, gradients)
+                    PhaseTimer.measure(StepPhase.vision) {
+                        let dZimg = Kernels.selectRows(dx, layout.imageRows).reshaped([B, P, D])
+                        VisionTower.backward(dZimg, visionCache, parameters, gradients)
+                    }
                 }
             }
         }
@@ -236,13 +249,15 @@ public final class PaliGemma {
     }
 
     func tiedLogitsParameters() -> TiedLogits.Parameters {
-        let frozen = parameters.frozenArray(Name.embedding)
-        if frozen == nil || frozen!.isBorrowableAsFloat {
-            return TiedLogits.Parameters(table: parameters.weights(Name.embedding))
-        }
         let store = parameters
-        return TiedLogits.Parameters(vocabSize: config.llm.vocabSize, chunkSize: vocabularyChunk) {
-            store.weightRows(Name.embedding, $0)
+        let frozen = parameters.frozenArray(Name.embedding)
+        // One chunk when the table is used in place (f32, or bf16 for bf16 products); chunks of
+        // rows converted one at a time otherwise.
+        let inPlace = frozen == nil || (parameters.isBF16Operand(Name.embedding)
+            ? frozen!.isUsableAsBF16 || parameters.bf16Copies[Name.embedding] != nil
+            : frozen!.isBorrowableAsFloat)
+        return TiedLogits.Parameters(vocabSize: config.llm.vocabSize, chunkSize: inPlace ? config.llm.vocabSize : vocabularyChunk) {
+            store.weightRows(Name.embedding, $0) as Weight
         }
     }
 }

@@ -14,7 +14,7 @@ public final class ParameterStore {
     /// Every parameter name, in big_vision's sorted order.
     public let names: [String]
 
-    private enum Storage {
+    enum Storage {
         case trainable(Tensor)
         case frozen(StoredArray)
     }
@@ -23,6 +23,18 @@ public final class ParameterStore {
     private var specs: [String: ParameterTable.Spec]
     /// f32 buffers reused for frozen layers that cannot be borrowed as f32.
     private var scratch: [String: Tensor] = [:]
+
+    /// How frozen weights enter the matrix products: f32 (exact), or bf16 operands with f32
+    /// accumulation. Trainable weights are always f32.
+    public var compute: ComputePrecision = .f32 {
+        didSet { if compute == .f32 { bf16Copies = [:] } }
+    }
+    /// Bytes of bf16 copies of frozen weights kept from one pass to the next, for checkpoints
+    /// that do not store bf16 already. Arrays beyond it are rounded one layer at a time on
+    /// every use; lower it when several ranks share a machine.
+    public var bf16CacheLimitBytes = 1 << 30
+    /// Whole frozen arrays rounded to bf16 once, by name.
+    var bf16Copies: [String: StoredArray] = [:]
 
     /// Takes the arrays of a checkpoint (names with or without `params/`) and infers the config.
     public convenience init(arrays: [String: StoredArray], trainable pattern: String) throws(PaliGemmaError) {
@@ -179,7 +191,7 @@ public final class ParameterStore {
         return buffer
     }
 
-    private func entry(_ name: String) -> Storage {
+    func entry(_ name: String) -> Storage {
         guard let entry = storage[name] else {
             fatalError("ParameterStore: no parameter named '\(name)'")
         }

@@ -26,7 +26,7 @@ enum VisionTower {
 
         // 1. patches → tokens, plus the learned position embedding
         let patchParameters = PatchEmbedding.Parameters(
-            kernel: store.weights(Name.patchKernel), bias: store.weights(Name.patchBias))
+            kernel: store.weight(Name.patchKernel), bias: store.weights(Name.patchBias))
         var (x, patchCache) = PatchEmbedding.forward(
             images, patchParameters, keepPatches: keepCache && store.isTrainable(Name.patchKernel))
         x = PositionEmbedding.forward(x, PositionEmbedding.Parameters(embedding: store.weights(Name.posEmbedding)))
@@ -85,7 +85,7 @@ enum VisionTower {
     }
 
     private static func headParameters(_ store: ParameterStore) -> Dense.Parameters {
-        Dense.Parameters(kernel: store.weights(Name.headKernel), bias: store.weights(Name.headBias))
+        Dense.Parameters(kernel: store.weight(Name.headKernel), bias: store.weights(Name.headBias))
     }
 }
 
@@ -112,16 +112,17 @@ extension EncoderBlock.Parameters {
     init(_ store: ParameterStore, layer: Int) {
         typealias Name = ParameterTable.Name
         func w(_ name: String) -> Tensor { store.weights(name, layer: layer) }
+        func kernel(_ name: String) -> Weight { store.weight(name, layer: layer) }
         layerNorm0 = LayerNorm.Parameters(scale: w(Name.layerNorm0Scale), bias: w(Name.layerNorm0Bias))
         attention = VisionAttention.Parameters(
-            queryKernel: w(Name.queryKernel), queryBias: w(Name.queryBias),
-            keyKernel: w(Name.keyKernel), keyBias: w(Name.keyBias),
-            valueKernel: w(Name.valueKernel), valueBias: w(Name.valueBias),
-            outKernel: w(Name.outKernel), outBias: w(Name.outBias))
+            queryKernel: kernel(Name.queryKernel), queryBias: w(Name.queryBias),
+            keyKernel: kernel(Name.keyKernel), keyBias: w(Name.keyBias),
+            valueKernel: kernel(Name.valueKernel), valueBias: w(Name.valueBias),
+            outKernel: kernel(Name.outKernel), outBias: w(Name.outBias))
         layerNorm1 = LayerNorm.Parameters(scale: w(Name.layerNorm1Scale), bias: w(Name.layerNorm1Bias))
         mlp = VisionMLP.Parameters(
-            dense0: Dense.Parameters(kernel: w(Name.mlpInKernel), bias: w(Name.mlpInBias)),
-            dense1: Dense.Parameters(kernel: w(Name.mlpOutKernel), bias: w(Name.mlpOutBias)))
+            dense0: Dense.Parameters(kernel: kernel(Name.mlpInKernel), bias: w(Name.mlpInBias)),
+            dense1: Dense.Parameters(kernel: kernel(Name.mlpOutKernel), bias: w(Name.mlpOutBias)))
     }
 }
 

@@ -88,6 +88,20 @@ public struct StoredArray: @unchecked Sendable {
         return StoredArray(dtype: dtype, shape: newShape, bytes: UnsafeRawBufferPointer(start: start, count: range.count * rowBytes), owner: owner)
     }
 
+    /// The same bytes viewed with another shape of equal element count, without copying.
+    public func reshaped(_ newShape: [Int]) -> StoredArray {
+        if Tensor.elementCount(newShape) != count {
+            fatalError("StoredArray.reshaped: cannot view shape \(shape) as \(newShape)")
+        }
+        return StoredArray(dtype: dtype, shape: newShape, bytes: bytes, owner: owner)
+    }
+
+    /// Address of the first byte, for kernels in this module; valid while `self` is alive.
+    var baseAddress: UnsafeRawPointer { bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 64)! }
+
+    /// The object that keeps the bytes valid.
+    var lifetimeOwner: AnyObject { owner }
+
     // MARK: - Expansion to f32
 
     /// True when the values can be used as f32 in place, without conversion or copy.
@@ -113,6 +127,41 @@ public struct StoredArray: @unchecked Sendable {
         convertToFloat(bytes.baseAddress!, dtype: dtype, count: count, into: scratch.mutablePointer())
     }
 
+    /// True when the values are bf16 at an even address, usable by the bf16 products in place.
+    public var isUsableAsBF16: Bool {
+        dtype == .bf16 && Int(bitPattern: baseAddress) % 2 == 0
+    }
+
+    /// Returns the values rounded to bf16 in new memory (round to nearest even), or `self`
+    /// when they are bf16 already at an even address.
+    ///
+    /// The memory comes from `BufferPool`, so converting layers of one size again and again
+    /// reuses the same buffers instead of faulting in fresh pages each time.
+    public func roundedToBF16() -> StoredArray {
+        if isUsableAsBF16 { return self }
+        let buffer = PooledBytes(byteCount: count * 2)
+        let words = buffer.pointer.bindMemory(to: UInt16.self, capacity: max(1, count))
+        let source = baseAddress
+        let sourceType = dtype
+        withExtendedLifetime(owner) {
+            Threading.parallelFor(count, minimumChunk: 1 << 16) { range in
+                // Through a small f32 buffer, so both steps stay vectorised and in cache.
+                let block = 4096
+                var wide = [Float](repeating: 0, count: block)
+                wide.withUnsafeMutableBufferPointer { wide in
+                    var start = range.lowerBound
+                    while start < range.upperBound {
+                        let length = min(block, range.upperBound - start)
+                        convertToFloat(source + start * sourceType.byteSize, dtype: sourceType, count: length, into: wide.baseAddress!)
+                        Kernels.roundChunkToBF16(wide.baseAddress!, count: length, into: words + start)
+                        start += length
+                    }
+                }
+            }
+        }
+        return StoredArray(dtype: .bf16, shape: shape, bytes: UnsafeRawBufferPointer(start: buffer.pointer, count: count * 2), owner: buffer)
+    }
+
     /// Calls `body` with the stored bytes; the pointer is valid only inside `body`.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withExtendedLifetime(owner) { try body(bytes) }
@@ -128,6 +177,19 @@ final class OwnedBytes {
     }
 
     deinit { pointer.deallocate() }
+}
+
+/// A byte buffer from `BufferPool` that returns itself to the pool.
+final class PooledBytes {
+    let pointer: UnsafeMutableRawPointer
+    private let byteCount: Int
+
+    init(byteCount: Int) {
+        self.byteCount = max(1, byteCount)
+        pointer = BufferPool.allocate(byteCount: self.byteCount)
+    }
+
+    deinit { BufferPool.release(pointer, byteCount: byteCount) }
 }
 
 /// Errors raised by TensorCore when data handed to it does not match its description.

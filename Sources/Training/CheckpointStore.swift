@@ -1,6 +1,10 @@
 import Checkpoint
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The checkpoint folders of one run: `OUTPUT/checkpoints/step_NNNNNNNN/`.
 ///
 /// Each step folder holds `params.npz`, `state.npz`, `meta.json` and, written last, the
@@ -28,8 +32,14 @@ public struct CheckpointStore {
     /// Creates the folder for `step`, lets `writeFiles` fill it, then marks it complete and
     /// points `latest` at it. `writeFiles` must write each file atomically (`NPZWriter` and
     /// `writeFileAtomically` do).
+    ///
+    /// A folder that already exists for `step` is removed first. It may be the leftover of an
+    /// interrupted write, whose temporary files would otherwise stay forever. It may also be a
+    /// checkpoint of an abandoned run that reached the same step, and its marker must never
+    /// vouch for a mix of its files and the new ones.
     public func save(step: Int, writeFiles: (String) throws -> Void) throws -> String {
         let folder = path(step: step)
+        try removeFolder(step: step)
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
@@ -83,6 +93,23 @@ public struct CheckpointStore {
         if let best = pointer("best") { keep.insert(best) }
         for step in allSteps() where !keep.contains(step) {
             try? FileManager.default.removeItem(atPath: path(step: step))
+        }
+    }
+
+    /// Removes the folder of `step` if it exists, its completion marker first, so that a crash
+    /// during the removal leaves an incomplete folder rather than a complete-looking partial one.
+    private func removeFolder(step: Int) throws {
+        let folder = path(step: step)
+        guard FileManager.default.fileExists(atPath: folder) else { return }
+        let marker = (folder as NSString).appendingPathComponent(Self.completionMarker)
+        if unlink(marker) != 0 && errno != ENOENT {
+            throw RunOutputError.writeFailed(path: marker, reason: "cannot remove the old completion marker: \(errnoDescription())")
+        }
+        try fsyncPath(folder)
+        do {
+            try FileManager.default.removeItem(atPath: folder)
+        } catch {
+            throw RunOutputError.writeFailed(path: folder, reason: "cannot remove the old folder of step \(step): \(error)")
         }
     }
 

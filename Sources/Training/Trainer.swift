@@ -25,13 +25,18 @@ public final class Trainer {
     private let metrics: MetricsLog?
     private let validation: Validation?
     private let log: (String) -> Void
+    /// Faults to plant, for fault-injection tests; nil in a normal run.
+    private let faults: FaultPlan?
     /// Newest checkpoint step whose parameters were finite (never pruned).
     private var newestFiniteCheckpoint: Int?
+    /// Step of the checkpoint this process wrote last, so that a stop right after a scheduled
+    /// checkpoint does not write the same folder again.
+    private var lastSavedStep: Int?
 
     public init(
         settings: TrainSettings, model: PaliGemma, communicator: any Communicator, data: any TrainingDataSource,
         reducer: GradientAllReducer, optimizer: Optimizer, state: TrainState, schedule: LearningRateSchedule,
-        metrics: MetricsLog?, validation: Validation?, log: @escaping (String) -> Void
+        metrics: MetricsLog?, validation: Validation?, faults: FaultPlan? = nil, log: @escaping (String) -> Void
     ) {
         self.settings = settings
         self.model = model
@@ -45,6 +50,7 @@ public final class Trainer {
         self.metrics = metrics
         self.validation = validation
         self.log = log
+        self.faults = faults
     }
 
     private var isRoot: Bool { communicator.rank == 0 }
@@ -65,22 +71,33 @@ public final class Trainer {
             state.step = step
             state.lastLoss = report.loss
 
+            var values: [String: Double] = [:]
             if isRoot {
                 var line = report
                 let recent = stepTimes.suffix(10)
                 line.etaSeconds = recent.reduce(0, +) / Double(recent.count) * Double(state.totalSteps - step)
                 log(line.line)
-                try metrics?.append(step: step, line.metrics)
+                values = line.metrics
             }
 
             let isLast = step == state.totalSteps
             if settings.checkReplicasEvery > 0 && step % settings.checkReplicasEvery == 0 && !isLast {
-                try verifyReplicas()
+                try verifyReplicas(step: step)
             }
+
+            // One metrics.jsonl line per step: the validation values join the step's own.
+            var newBest = false
+            var validation: ValidationOutcome?
             if (settings.evalEvery > 0 && step % settings.evalEvery == 0) || isLast {
-                try validate(step: step)
+                (newBest, validation) = try validate(step: step)
             }
-            if (settings.saveEvery > 0 && step % settings.saveEvery == 0) || isLast {
+            if isRoot {
+                values.merge(validation?.metrics ?? [:]) { _, new in new }
+                try metrics?.append(step: step, values)
+                publishReport(validation, step: step)
+            }
+            // The best checkpoint is always saved, so that `best` names a complete folder.
+            if (settings.saveEvery > 0 && step % settings.saveEvery == 0) || isLast || newBest {
                 try save(step: step)
             }
 
@@ -89,7 +106,7 @@ public final class Trainer {
             let stop = try communicator.allReduce([requested ? 1 : 0], operation: .max)[0] > 0
             if stop && !isLast {
                 if isRoot { log("[train] stop requested after step \(step); writing a checkpoint and exiting") }
-                try save(step: step)
+                if lastSavedStep != step { try save(step: step) }
                 return false
             }
         }
@@ -119,6 +136,7 @@ public final class Trainer {
         let gradientBuffers = names.map { model.gradients[$0]! }
         defer { withExtendedLifetime(gradientBuffers) {} }
         let buffers = gradientBuffers.map { $0.withUnsafeMutableBufferPointer { $0 } }
+        faults?.injectBeforeAllReduce(gradients: buffers, names: names, rank: communicator.rank, worldSize: communicator.size, step: step)
         let stats = try reducer.allReduce(buffers: buffers)
 
         // 3. Global loss and throughput figures: one small all-reduce.
@@ -139,6 +157,7 @@ public final class Trainer {
                     optimizer.update(name: name, parameter: values, gradient: UnsafeBufferPointer(gradient), rate: rate)
                 }
             }
+            faults?.perturbAfterUpdate(parameters: model.parameters, rank: communicator.rank, step: step)
         } else if isRoot {
             let reason = stats.skipped ? "fp16 overflow with --on-overflow skip-step" : "gradient norm \(norm)"
             log("[train] step \(step): non-finite gradients (\(reason)); the update is skipped on every rank")
@@ -157,36 +176,69 @@ public final class Trainer {
 
     // MARK: - Replicas, validation, checkpoints
 
-    private func verifyReplicas() throws {
+    private func verifyReplicas(step: Int) throws {
         let names = model.parameters.trainableNames
         var tensors: [Tensor] = []
         for name in names { tensors.append(model.parameters.values(name)) }
         let hash = ReplicaCheck.hash(tensors.map { tensor in tensor.withUnsafeBufferPointer { $0 } })
-        try withExtendedLifetime(tensors) {
-            try ReplicaCheck.verify(hash: hash, communicator: communicator)
+        do {
+            try withExtendedLifetime(tensors) {
+                try ReplicaCheck.verify(hash: hash, communicator: communicator)
+            }
+        } catch CommError.replicaMismatch(let hashes, _) {
+            throw TrainingError.replicasDiverged(step: step, hashes: hashes)
         }
     }
 
-    private func validate(step: Int) throws {
+    /// Runs rank 0's validation while the other ranks wait in a sleeping all-reduce, which
+    /// also tells them whether it failed (every rank then stops) and whether the mAP@0.5 is the
+    /// best so far (every rank then takes part in saving the `best` checkpoint). Returns the
+    /// outcome on rank 0 and nil elsewhere.
+    private func validate(step: Int) throws -> (newBest: Bool, outcome: ValidationOutcome?) {
+        var failure: Error?
+        var newBest = false
+        var outcome: ValidationOutcome?
         if isRoot, let validation {
-            let start = Date()
-            let values = try validation(model, step)
-            let seconds = Date().timeIntervalSince(start)
-            try metrics?.append(step: step, values)
-            let map50 = values["val/map50"] ?? .nan
-            log(String(format: "[val] step %d | map50 %.4f | map50_95 %.4f | runaway %.3f | parse failures %.3f | %.1fs",
-                       step, map50, values["val/map50_95"] ?? .nan, values["val/runaway_rate"] ?? .nan,
-                       values["val/parse_failure_rate"] ?? .nan, seconds))
-            if map50.isFinite && map50 > (state.bestMAP50 ?? -1) {
-                state.bestMAP50 = map50
-                state.bestStep = step
+            do {
+                let start = Date()
+                let result = try validation(model, step)
+                let values = result.metrics
+                let seconds = Date().timeIntervalSince(start)
+                let map50 = values["val/map50"] ?? .nan
+                log(String(format: "[val] step %d | map50 %.4f | map50_95 %.4f | runaway %.3f | parse failures %.3f | %.1fs",
+                           step, map50, values["val/map50_95"] ?? .nan, values["val/runaway_rate"] ?? .nan,
+                           values["val/parse_failure_rate"] ?? .nan, seconds))
+                if map50.isFinite && map50 > (state.bestMAP50 ?? -1) {
+                    state.bestMAP50 = map50
+                    state.bestStep = step
+                    newBest = true
+                }
+                outcome = result
+            } catch {
+                failure = error
+                log("[val] step \(step) failed: \(error)")
             }
         }
-        try communicator.barrier()
+        let flags = try communicator.allReduce([failure == nil ? 0 : 1, newBest ? 1 : 0], operation: .max)
+        if let failure { throw failure }
+        if flags[0] > 0 { throw TrainingError.validationFailedOnRoot(step: step) }
+        return (flags[1] > 0, outcome)
+    }
+
+    /// Regenerates the report on rank 0 after the step's metrics line is written. A report that
+    /// cannot be written is logged and training goes on: it holds no state the run needs.
+    private func publishReport(_ outcome: ValidationOutcome?, step: Int) {
+        guard let outcome else { return }
+        do {
+            try outcome.publish()
+        } catch {
+            log("[val] step \(step): report.html was not updated: \(error)")
+        }
     }
 
     private func save(step: Int) throws {
-        try verifyReplicas()
+        try verifyReplicas(step: step)
+        lastSavedStep = step
         var failure: Error?
         if isRoot {
             do {
@@ -196,6 +248,7 @@ public final class Trainer {
                 let folder = try store.save(step: step) { folder in
                     try TrainingCheckpoint.write(
                         folder: folder, parameters: model.parameters, optimizer: optimizer, state: written, settings: settings)
+                    faults?.delayCheckpoint(step: step, folder: folder)
                 }
                 newestFiniteCheckpoint = step
                 if state.bestStep == step { try store.setPointer("best", to: step) }
@@ -217,6 +270,9 @@ public final class Trainer {
 public enum TrainingError: Error, CustomStringConvertible {
     case nonFiniteLoss(step: Int, loss: Double)
     case checkpointFailedOnRoot(step: Int)
+    case validationFailedOnRoot(step: Int)
+    /// The parameter hashes of the ranks differ after `step`; `hashes[r]` is rank r's.
+    case replicasDiverged(step: Int, hashes: [UInt64])
 
     public var description: String {
         switch self {
@@ -224,6 +280,31 @@ public enum TrainingError: Error, CustomStringConvertible {
             return "the loss became \(loss) at step \(step); lower --lr or set --max-grad-norm, and resume from the last checkpoint"
         case .checkpointFailedOnRoot(let step):
             return "rank 0 could not write the checkpoint of step \(step) (see its log); the previous checkpoint is intact"
+        case .validationFailedOnRoot(let step):
+            return "rank 0's validation at step \(step) failed (see its log); resume from the last checkpoint after fixing it"
+        case .replicasDiverged(let step, let hashes):
+            let listed = hashes.enumerated().map { "rank \($0.offset) " + String(format: "%016llx", $0.element) }.joined(separator: ", ")
+            return "the replicas diverged after step \(step): \(Self.describeDivergence(hashes)) (parameter hashes: \(listed)). "
+                + "Every rank must hold bit-identical parameters; check that all ranks run the same binary on the same "
+                + "kind of CPU, then resume from the last checkpoint with --resume auto"
         }
+    }
+
+    /// Returns a phrase naming the ranks outside the largest group of equal hashes, or stating
+    /// that no majority exists.
+    static func describeDivergence(_ hashes: [UInt64]) -> String {
+        var groups: [UInt64: [Int]] = [:]
+        for (rank, hash) in hashes.enumerated() { groups[hash, default: []].append(rank) }
+        let sizes = groups.values.map(\.count).sorted(by: >)
+        func ranks(_ list: [Int]) -> String {
+            (list.count == 1 ? "rank " : "ranks ") + list.map(String.init).joined(separator: ", ")
+        }
+        guard sizes.count > 1, sizes[0] > sizes[1] else {
+            return "\(ranks(hashes.indices.map { $0 })) hold different parameters and no majority shows which diverged"
+        }
+        let majority = groups.values.first { $0.count == sizes[0] }!
+        let diverged = hashes.indices.filter { !majority.contains($0) }
+        return "\(ranks(diverged)) hold\(diverged.count == 1 ? "s" : "") parameters different from the "
+            + "\(majority.count) agreeing \(majority.count == 1 ? "rank" : "ranks") (\(ranks(majority)))"
     }
 }

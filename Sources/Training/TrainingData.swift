@@ -19,5 +19,19 @@ public protocol TrainingDataSource: AnyObject {
     func encodedCursor() throws -> [UInt8]
 }
 
-/// Rank 0's validation pass: returns metrics keyed like `val/map50`.
-public typealias Validation = (_ model: PaliGemma, _ step: Int) throws -> [String: Double]
+/// What rank 0's validation pass produced.
+public struct ValidationOutcome {
+    /// Values for metrics.jsonl, keyed like `val/map50`.
+    public var metrics: [String: Double]
+    /// Writes what depends on the updated metrics.jsonl (the report); called after the
+    /// trainer appended `metrics`.
+    public var publish: () throws -> Void
+
+    public init(metrics: [String: Double], publish: @escaping () throws -> Void = {}) {
+        self.metrics = metrics
+        self.publish = publish
+    }
+}
+
+/// Rank 0's validation pass over the validation split at `step`.
+public typealias Validation = (_ model: PaliGemma, _ step: Int) throws -> ValidationOutcome

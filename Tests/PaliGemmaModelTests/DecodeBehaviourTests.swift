@@ -53,6 +53,21 @@ final class DecodeBehaviourTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(fromPadded.logits).scalars, try XCTUnwrap(fromTrimmed.logits).scalars)
     }
 
+    /// A frozen f16 checkpoint keeps its token table in f16: the cached decode reads it in
+    /// place for the logits, the recomputing decode expands it in chunks. Both widen the same
+    /// f16 values, so they agree to f32 rounding.
+    func testFrozenFloat16TableDecodesLikeRecomputing() throws {
+        let model = try Golden.model(file: "params_f16.npz", trainable: "^$")
+        XCTAssertEqual(model.parameters.dtype(of: "llm/embedder/input_embedding"), .f16)
+        let prompt = try Golden.decodePrompt("decode_batch")
+
+        let cached = try model.decode(prompt, options: Golden.decodeOptions())
+        let recomputed = try model.decodeByRecomputing(prompt, options: Golden.decodeOptions())
+
+        XCTAssertEqual(cached.tokens, recomputed.tokens)
+        assertClose(try XCTUnwrap(cached.logits).scalars, try XCTUnwrap(recomputed.logits).scalars, tolerance: 1e-5, "logits")
+    }
+
     // MARK: - Stopping
 
     /// In the golden batch example 0 produces 503 first and example 1 never does. With 503 as
@@ -183,7 +198,7 @@ final class DecodeBehaviourTests: XCTestCase {
         }
     }
 
-    func testDecodeRejectsInputsThatDoNotFitTheModel() throws {
+    func testDecodeRejectsMismatchedInputs() throws {
         let model = try Golden.model(trainable: "^$")
         let wrongImage = try DecodePrompt(images: Tensor(zeros: [1, 56, 56, 3]), text: [2, 5], maskAR: [0, 0], maskInput: [1, 1])
         XCTAssertThrowsError(try model.decode(wrongImage, options: DecodeOptions(maxNewTokens: 2))) { error in
@@ -206,7 +221,7 @@ final class DecodeBehaviourTests: XCTestCase {
 
     // MARK: - Helpers
 
-    /// A randomly initialised model with 28-pixel images, width 48, 3 layers.
+    /// Makes a randomly initialised model with 28-pixel images, width 48, 3 layers.
     static func randomModel(numHeads: Int, kvHeads: Int) throws -> PaliGemma {
         let config = PaliGemmaConfig(
             vision: .init(imageSize: 28, patchSize: 14, width: 32, depth: 2, numHeads: 2, headDim: 16, mlpDim: 64),

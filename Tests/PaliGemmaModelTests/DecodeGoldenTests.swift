@@ -48,11 +48,11 @@ final class DecodeGoldenTests: XCTestCase {
 
     /// big_vision's default cache rounds keys and values to bf16, the prompt's attention
     /// included. That moves the golden logits up to 5.7e-3 away from the f32-cache run. An
-    /// implementation that rounds the same values lands within f32 rounding of big_vision,
-    /// except where an f32 ulp of difference sends a key across a bf16 rounding boundary
-    /// (one bf16 ulp, 2⁻⁸ relative, of one element). The tolerance 1e-3 allows a few such
-    /// flips and stays well below the 5.7e-3 that separates the two cache precisions, which
-    /// the second assertion checks.
+    /// implementation that rounds the same values lands within f32 rounding of big_vision
+    /// (2e-6 here), unless an f32 ulp of difference sends a key across a bf16 rounding
+    /// boundary, which changes that element by one bf16 ulp (2⁻⁸ relative). Another BLAS can
+    /// cause such flips. The tolerance 1e-3 allows a few of them and stays well below the
+    /// 5.7e-3 that separates the two cache precisions, which the second assertion checks.
     func testBFloat16CacheMatchesGolden() throws {
         let model = try Golden.model(trainable: "^$")
         let expected = try Golden.reader("expected.npz")
@@ -95,7 +95,7 @@ extension Golden {
             maskInput: inputs.array(prefix + "_mask_input").int32s())
     }
 
-    /// The golden decode: 8 greedy tokens, f32 cache, no stop at EOS, logits kept.
+    /// Returns the settings of the golden decode: 8 greedy tokens, f32 cache, no stop at EOS, logits kept.
     static func decodeOptions() -> DecodeOptions {
         DecodeOptions(maxNewTokens: 8, cachePrecision: .f32, stopAtEOS: false, keepLogits: true)
     }

@@ -50,6 +50,21 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    /// Padding comes last with mask_ar 1, so masking it as keys changes no supervised position.
+    func testInputMaskLeavesTheLossUnchanged() throws {
+        let model = try Golden.model(trainable: "^$")
+        let plain = try Golden.batch()
+        let inputs = try Golden.reader("inputs.npz")
+        let masked = try PaliGemmaBatch(
+            images: plain.images, text: plain.text, maskAR: plain.maskAR, maskLoss: plain.maskLoss,
+            maskInput: inputs.array("mask_input").int32s())
+        XCTAssertTrue(masked.maskInput!.contains(0), "the golden batch has padding")
+        let expected = try Golden.reader("expected.npz")
+        let output = try model.forward(masked, logits: .supervised)
+        assertClose([output.loss], try expected.array("loss").floats(), tolerance: 1e-5, "loss with mask_input")
+        assertClose(output.exampleLoss, try expected.array("example_loss").floats(), tolerance: 1e-5, "example_loss with mask_input")
+    }
+
     func testFrozenTowersGetNoGradientBuffers() throws {
         let model = try Golden.model(trainable: "^llm/layers/attn/")
         XCTAssertNil(model.gradients["img/head/kernel"])

@@ -66,6 +66,22 @@ final class ThreadingTests: XCTestCase {
         }
     }
 
+    /// Data-parallel replicas compare parameters bit for bit, so splitting a product across
+    /// threads must not change any element.
+    func testGEMMIsBitIdenticalAcrossThreadCounts() {
+        var random = TestRandom(seed: 9)
+        let a = random.tensor([301, 257])
+        let b = random.tensor([257, 190])
+        let product: () -> [Tensor] = {
+            [Kernels.matmul(a, b), Kernels.matmul(b.reshaped([190, 257]), transposed: a)]
+        }
+        let serial = run(threads: 1, product)
+        let threaded = run(threads: 3, product)
+        for (index, (x, y)) in zip(serial, threaded).enumerated() {
+            XCTAssertEqual(x.scalars, y.scalars, "product \(index) differs between 1 and 3 threads")
+        }
+    }
+
     func testParallelForCoversEveryIndexOnce() {
         Threading.setThreadCount(3)
         var hits = [Int](repeating: 0, count: 100_003)

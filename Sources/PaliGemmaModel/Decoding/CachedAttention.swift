@@ -3,10 +3,10 @@ import TensorCore
 
 /// Attention of new tokens over the keys and values in a `KVCache`.
 ///
-/// Each example attends only to its own filled slots, so padding costs nothing and no mask
-/// over padding is needed; the prefix-LM rule among a segment's new tokens is applied with
-/// `DecodeStep.Segment.allows`. Scores are computed in f32 and masked with big_vision's finite
-/// −2.3819763e38, as in `Kernels.attention`.
+/// Each example attends only to its own filled slots, so padding costs nothing and needs no
+/// mask. Among a segment's new tokens, `DecodeStep.Segment.allows` applies the prefix-LM rule.
+/// Scores are computed in f32 and masked with big_vision's finite −2.3819763e38, as in
+/// `Kernels.attention`.
 enum CachedAttention {
     /// Reusable score rows, sized once per decode for the largest step.
     struct Scratch {
@@ -63,8 +63,8 @@ enum CachedAttention {
         return output
     }
 
-    /// Which slots each query of `segment` may attend: [queries.count, slotCount], or nil when
-    /// every query may attend every slot (always the case for a single new token).
+    /// Returns the slots each query of `segment` may attend, [queries.count, slotCount], or nil
+    /// when every query may attend every slot (always the case for a single new token).
     private static func allowedSlots(_ segment: DecodeStep.Segment, queries: Range<Int>, slotCount: Int) -> [Bool]? {
         var mask = [Bool](repeating: true, count: queries.count * slotCount)
         var anyMasked = false

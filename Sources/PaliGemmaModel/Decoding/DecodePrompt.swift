@@ -4,8 +4,8 @@ import TensorCore
 /// `[BOS, prefix…, SEP=108, (suffix start…), PAD…]` with their masks.
 ///
 /// Unlike `PaliGemmaBatch`, every text column is model input: there is no target column. Each
-/// row needs at least one real token, real tokens first and padding last, as big_vision's eval
-/// preprocessing writes them; rows may have different numbers of real tokens.
+/// row needs at least one real token. Real tokens come first and padding last, as big_vision's
+/// eval preprocessing writes them, and rows may have different numbers of real tokens.
 public struct DecodePrompt: Sendable {
     /// Images f32[B, height, width, C] in [-1, 1].
     public let images: Tensor
@@ -68,12 +68,12 @@ public struct DecodePrompt: Sendable {
         maskInput[(b * textLength)..<((b + 1) * textLength)].reduce(0) { $0 + Int($1) }
     }
 
-    /// The real text tokens of example `b`.
+    /// Returns the real text tokens of example `b`.
     public func realTokens(_ b: Int) -> ArraySlice<Int32> {
         text[(b * textLength)..<(b * textLength + realTokenCount(b))]
     }
 
-    /// The mask_ar values of the real text tokens of example `b`.
+    /// Returns the mask_ar values of the real text tokens of example `b`.
     func realMaskAR(_ b: Int) -> ArraySlice<Int32> {
         maskAR[(b * textLength)..<(b * textLength + realTokenCount(b))]
     }

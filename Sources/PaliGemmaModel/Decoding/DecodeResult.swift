@@ -94,8 +94,11 @@ struct DecodeState {
             }
         }
 
-        // 2. log-probability of the chosen token: −NLL of the softmax cross-entropy
-        let (nll, _) = Kernels.softmaxCrossEntropy(rows, targets: chosen)
+        // 2. log-probability of the chosen token: logit − log Σ exp(logits)
+        let logSumExp = Kernels.rowLogSumExp(rows)
+        let chosenLogits = rows.withUnsafeBufferPointer { values in
+            examples.indices.map { values[$0 * V + Int(chosen[$0])] }
+        }
 
         // 3. record
         for (i, b) in examples.enumerated() {
@@ -111,7 +114,7 @@ struct DecodeState {
                 logits = kept
             }
             tokens[b].append(chosen[i])
-            logProbs[b].append(-nll[flat: i])
+            logProbs[b].append(chosenLogits[i] - logSumExp[i])
             if chosen[i] == options.eosID { reachedEOS[b] = true }
         }
     }

@@ -4,8 +4,8 @@ import TensorCore
 ///
 /// Each example that takes part contributes one segment: a run of `count` new tokens that go
 /// to cache slots `start ..< start + count`, stored at packed rows `row ..< row + count`. The
-/// prefill pass has one segment per example holding its image tokens and real text tokens;
-/// each later pass has one single-token segment per unfinished example.
+/// prefill pass has one segment per example, with its image tokens and real text tokens. Each
+/// later pass has one single-token segment per unfinished example.
 struct DecodeStep {
     struct Segment {
         /// Batch index of the example.
@@ -16,12 +16,12 @@ struct DecodeStep {
         let count: Int
         /// First packed row of the new tokens.
         let row: Int
-        /// cumsum(mask_ar) over the new tokens, for the prefix-LM rule; nil makes the new tokens
-        /// causal (a single new token sees every cached token and itself).
+        /// cumsum(mask_ar) over the new tokens, for the prefix-LM rule. nil makes the new tokens
+        /// causal, so a single new token attends every cached token and itself.
         let cumulativeAR: [Int]?
 
-        /// Whether new token `query` may attend cache slot `slot`: every earlier token, and new
-        /// tokens whose cumulative mask_ar does not exceed the query's (big_vision's
+        /// Returns whether new token `query` may attend cache slot `slot`: every earlier token,
+        /// and new tokens whose cumulative mask_ar does not exceed the query's (big_vision's
         /// `make_attn_mask`).
         func allows(query: Int, slot: Int) -> Bool {
             if slot < start { return true }
@@ -40,7 +40,7 @@ struct DecodeStep {
         self.rowCount = segments.reduce(0) { $0 + $1.count }
     }
 
-    /// The prefill pass: each example's P image tokens and real text tokens, from slot 0.
+    /// Lays out the prefill pass: each example's P image tokens and real text tokens, from slot 0.
     static func prefill(_ prompt: DecodePrompt, imageTokens: Int) -> DecodeStep {
         var segments: [Segment] = []
         var row = 0
@@ -57,7 +57,7 @@ struct DecodeStep {
         return DecodeStep(segments: segments)
     }
 
-    /// One new token for each listed example, written after the `cached` tokens it already holds.
+    /// Lays out one new token for each listed example, after the `cached` tokens it already has.
     static func extend(examples: [Int], cached: [Int]) -> DecodeStep {
         let segments = examples.enumerated().map { index, b in
             Segment(example: b, start: cached[b], count: 1, row: index, cumulativeAR: nil)
@@ -81,7 +81,7 @@ struct DecodeStep {
     }
 }
 
-/// Which new tokens a decoder layer computes outputs for.
+/// The new tokens a decoder layer computes outputs for.
 ///
 /// Every layer writes the keys and values of all new tokens, but the last layer only needs the
 /// outputs of the token whose logits are wanted, the last one of each segment.
@@ -89,7 +89,7 @@ enum QuerySelection {
     case allRows
     case lastRowOfEachSegment
 
-    /// The new-token indices within `segment` that are queries.
+    /// Returns the new-token indices within `segment` that are queries.
     func queries(_ segment: DecodeStep.Segment) -> Range<Int> {
         switch self {
         case .allRows: return 0..<segment.count

@@ -12,8 +12,8 @@ extension PaliGemma {
     ///    (tokens so far), attends over that example's cached slots only, and computes logits
     ///    for that one position.
     ///
-    /// big_vision rolls each row so that its real tokens end at a common column and masks the
-    /// padding in front; here each example's tokens start at slot 0 and padding is never
+    /// big_vision rolls each row so that its real tokens end at a common column, and masks the
+    /// padding in front. Here each example's tokens start at slot 0, and padding is never
     /// computed. Positions are the same (cumsum(mask_input) − 1) and masked keys contribute
     /// exactly zero in both, so the results agree to rounding.
     public func decode(_ prompt: DecodePrompt, options: DecodeOptions) throws(PaliGemmaError) -> DecodeResult {
@@ -36,7 +36,7 @@ extension PaliGemma {
 
         var normed = stack.run(prefillEmbeddings(prompt, prefill), prefill)
         recordFilled(prefill, in: cache)
-        state.appendGreedy(TiedLogits.forward(normed, tiedLogitsParameters()), examples: Array(0..<prompt.batchSize))
+        state.appendGreedy(decodingLogits(normed), examples: Array(0..<prompt.batchSize))
         timing.prefillSeconds = seconds(clock.now - prefillStart)
 
         // 2. one token per unfinished example per step
@@ -47,7 +47,7 @@ extension PaliGemma {
             let previous = active.map { state.tokens[$0].last! }
             normed = stack.run(TokenEmbedding.forward(ids: previous, tokenTable()), step)
             recordFilled(step, in: cache)
-            state.appendGreedy(TiedLogits.forward(normed, tiedLogitsParameters()), examples: active)
+            state.appendGreedy(decodingLogits(normed), examples: active)
             timing.steps += 1
             active = state.activeExamples
         }
@@ -76,7 +76,7 @@ extension PaliGemma {
         }
     }
 
-    /// The prefill input: per example, its image tokens then its real text embeddings (·√D).
+    /// Builds the prefill input: per example, its image tokens, then its real text embeddings (·√D).
     ///
     /// - Returns: f32[R, D] in the packed row order of `step`
     private func prefillEmbeddings(_ prompt: DecodePrompt, _ step: DecodeStep) -> Tensor {
@@ -106,8 +106,39 @@ extension PaliGemma {
     }
 }
 
-/// A duration in seconds.
+/// Converts a duration to seconds.
 func seconds(_ duration: Duration) -> Double {
     let (whole, attoseconds) = duration.components
     return Double(whole) + Double(attoseconds) * 1e-18
+}
+
+extension PaliGemma {
+    /// Computes the logits x·Eᵀ of the few rows a decoding step needs.
+    ///
+    /// - x: f32[R, D] after final_norm
+    /// - Returns: f32[R, V]
+    func decodingLogits(_ x: Tensor) -> Tensor {
+        let head = tiedLogitsParameters()
+        let (R, D) = (x.shape[0], x.shape[1])
+        if R > Kernels.skinnyRowLimit { return TiedLogits.forward(x, head) }
+
+        // With few rows, reading the table once is the whole cost: BLAS would also repack it,
+        // and a frozen f16 or bf16 table is read at its stored size, not expanded to f32.
+        var logits = Tensor(uninitialized: [R, head.vocabSize])
+        if let frozen = parameters.frozenArray(ParameterTable.Name.embedding) {
+            Kernels.skinnyGEMMTransposedB(m: R, n: head.vocabSize, k: D, a: x, b: frozen, c: &logits, ldc: head.vocabSize)
+            return logits
+        }
+        head.forEachChunk { range, table in
+            switch table.values {
+            case .f32(let rows):
+                Kernels.skinnyGEMMTransposedB(
+                    m: R, n: range.count, k: D, a: x, b: rows, c: &logits, offsetC: range.lowerBound, ldc: head.vocabSize)
+            case .bf16(let rows):
+                Kernels.skinnyGEMMTransposedB(
+                    m: R, n: range.count, k: D, a: x, b: rows, c: &logits, offsetC: range.lowerBound, ldc: head.vocabSize)
+            }
+        }
+        return logits
+    }
 }

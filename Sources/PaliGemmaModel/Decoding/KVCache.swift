@@ -12,8 +12,8 @@ public enum KVCachePrecision: String, Sendable, CaseIterable {
 /// Keys and values of every decoder layer for a batch of sequences that grow one token at a time.
 ///
 /// Example b's tokens occupy slots 0, 1, 2, … of its rows in order: the real prompt tokens
-/// (image tokens, then text without padding), then each generated token. Slot s therefore
-/// holds position s, so RoPE positions equal slot indices. Examples may hold different numbers
+/// (image tokens, then text without padding), then each generated token. Slot s is therefore
+/// position s, so RoPE positions equal slot indices. Examples may hold different numbers
 /// of tokens; nothing past an example's count is ever read.
 ///
 /// Storage is allocated once for the whole decode and written in place, one slot per new
@@ -88,7 +88,7 @@ final class KVCache {
         }
     }
 
-    /// Records that example `b` now holds `count` tokens.
+    /// Records that example `b` now has `count` tokens.
     func setCount(_ count: Int, example b: Int) {
         if count > capacity { fatalError("KVCache: \(count) tokens exceed the capacity \(capacity)") }
         counts[b] = count

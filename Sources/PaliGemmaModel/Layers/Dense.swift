@@ -6,12 +6,16 @@ import TensorCore
 /// are present; a nil window means the parameter is frozen and its gradient is not computed.
 public enum Dense {
     public struct Parameters {
-        public var kernel: Tensor  // [In, Out]
+        public var kernel: Weight  // [In, Out]
         public var bias: Tensor  // [Out]
 
-        public init(kernel: Tensor, bias: Tensor) {
+        public init(kernel: Weight, bias: Tensor) {
             self.kernel = kernel
             self.bias = bias
+        }
+
+        public init(kernel: Tensor, bias: Tensor) {
+            self.init(kernel: Weight(kernel), bias: bias)
         }
     }
 

@@ -6,12 +6,16 @@ import TensorCore
 /// Backward returns dx and accumulates (+=) the gradients whose windows are present.
 public enum GatedMLP {
     public struct Parameters {
-        public var gating: Tensor  // [2, D, F]
-        public var linear: Tensor  // [F, D]
+        public var gating: Weight  // [2, D, F]
+        public var linear: Weight  // [F, D]
 
-        public init(gating: Tensor, linear: Tensor) {
+        public init(gating: Weight, linear: Weight) {
             self.gating = gating
             self.linear = linear
+        }
+
+        public init(gating: Tensor, linear: Tensor) {
+            self.init(gating: Weight(gating), linear: Weight(linear))
         }
     }
 

@@ -7,12 +7,16 @@ import TensorCore
 /// so backward only accumulates (+=) dKernel and dBias and returns no input gradient.
 public enum PatchEmbedding {
     public struct Parameters {
-        public var kernel: Tensor  // [p, p, C, D]
+        public var kernel: Weight  // [p, p, C, D]
         public var bias: Tensor  // [D]
 
-        public init(kernel: Tensor, bias: Tensor) {
+        public init(kernel: Weight, bias: Tensor) {
             self.kernel = kernel
             self.bias = bias
+        }
+
+        public init(kernel: Tensor, bias: Tensor) {
+            self.init(kernel: Weight(kernel), bias: bias)
         }
     }
 
@@ -34,10 +38,11 @@ public enum PatchEmbedding {
     /// - images: f32[B, height, width, C] in [-1, 1]
     /// - Returns: tokens f32[B, P, D], P = (height/p)·(width/p) in row-major grid order
     public static func forward(_ images: Tensor, _ p: Parameters, keepPatches: Bool) -> (Tensor, Cache) {
-        let patchSize = p.kernel.shape[0]
-        let (kernelRows, width) = (p.kernel.count / p.kernel.shape[3], p.kernel.shape[3])
+        let kernelShape = p.kernel.shape
+        let patchSize = kernelShape[0]
+        let (kernelRows, width) = (kernelShape[0] * kernelShape[1] * kernelShape[2], kernelShape[3])
         if images.rank != 4 || images.shape[3] * patchSize * patchSize != kernelRows {
-            fatalError("PatchEmbedding: images \(images.shape) do not match kernel \(p.kernel.shape)")
+            fatalError("PatchEmbedding: images \(images.shape) do not match kernel \(kernelShape)")
         }
         // 1. patches = im2col(images): [B, P, p·p·C]
         let patches = Kernels.extractPatches(images, patchSize: patchSize)

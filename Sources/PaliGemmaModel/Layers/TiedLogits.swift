@@ -11,23 +11,27 @@ public enum TiedLogits {
         public let vocabSize: Int
         /// Rows read per chunk.
         public let chunkSize: Int
-        /// Returns f32 rows of the table, [range.count, D].
-        let rows: (Range<Int>) -> Tensor
+        /// Returns rows of the table as an f32 or bf16 operand, [range.count, D].
+        let rows: (Range<Int>) -> Weight
 
         /// A table held in one f32 tensor [V, D], read in one chunk.
         public init(table: Tensor) {
             vocabSize = table.shape[0]
             chunkSize = max(1, table.shape[0])
-            rows = { table.rows($0) }
+            rows = { Weight(table.rows($0)) }
         }
 
         init(vocabSize: Int, chunkSize: Int, rows: @escaping (Range<Int>) -> Tensor) {
-            self.vocabSize = vocabSize
-            self.chunkSize = max(1, chunkSize)
-            self.rows = rows
+            self.init(vocabSize: vocabSize, chunkSize: chunkSize, weightRows: { Weight(rows($0)) })
         }
 
-        func forEachChunk(_ body: (Range<Int>, Tensor) -> Void) {
+        init(vocabSize: Int, chunkSize: Int, weightRows: @escaping (Range<Int>) -> Weight) {
+            self.vocabSize = vocabSize
+            self.chunkSize = max(1, chunkSize)
+            self.rows = weightRows
+        }
+
+        func forEachChunk(_ body: (Range<Int>, Weight) -> Void) {
             var start = 0
             while start < vocabSize {
                 let range = start..<min(vocabSize, start + chunkSize)
@@ -49,10 +53,18 @@ public enum TiedLogits {
         let (R, D) = (x.shape[0], x.shape[1])
         let V = p.vocabSize
         var logits = Tensor(uninitialized: [R, V])
+        var roundedX: BF16Matrix?  // x rounded once, for bf16 chunks
         p.forEachChunk { range, table in
             // logits[:, range] = x·E[range]ᵀ
-            Kernels.gemm(m: R, n: range.count, k: D, a: x, lda: D, b: table, ldb: D, transposeB: true,
-                         c: &logits, offsetC: range.lowerBound, ldc: V)
+            switch table.values {
+            case .f32(let rows):
+                Kernels.gemm(m: R, n: range.count, k: D, a: x, lda: D, b: rows, ldb: D, transposeB: true,
+                             c: &logits, offsetC: range.lowerBound, ldc: V)
+            case .bf16(let rows):
+                if roundedX == nil { roundedX = BF16Matrix(x) }
+                Kernels.gemm(m: R, n: range.count, k: D, a: roundedX!, lda: D, b: rows, ldb: D, transposeB: true,
+                             c: &logits, offsetC: range.lowerBound, ldc: V)
+            }
         }
         return logits
     }
@@ -64,14 +76,23 @@ public enum TiedLogits {
         let (R, D) = (x.shape[0], x.shape[1])
         let V = p.vocabSize
         var dx = Tensor(zeros: [R, D])
+        var roundedDLogits: BF16Matrix?  // rounded once, for bf16 chunks
         p.forEachChunk { range, table in
-            // dx += dLogits[:, range]·E[range]
-            Kernels.gemm(m: R, n: D, k: range.count, a: dLogits, offsetA: range.lowerBound, lda: V,
-                         b: table, ldb: D, beta: 1, c: &dx, ldc: D)
-            // dE[range] += dLogits[:, range]ᵀ·x
-            if let dTable = g.table {
-                Kernels.gemm(m: range.count, n: D, k: R, a: dLogits, offsetA: range.lowerBound, lda: V, transposeA: true,
-                             b: x, ldb: D, accumulateInto: dTable, offsetC: range.lowerBound * D, ldc: D)
+            switch table.values {
+            case .f32(let rows):
+                // dx += dLogits[:, range]·E[range]
+                Kernels.gemm(m: R, n: D, k: range.count, a: dLogits, offsetA: range.lowerBound, lda: V,
+                             b: rows, ldb: D, beta: 1, c: &dx, ldc: D)
+                // dE[range] += dLogits[:, range]ᵀ·x
+                if let dTable = g.table {
+                    Kernels.gemm(m: range.count, n: D, k: R, a: dLogits, offsetA: range.lowerBound, lda: V, transposeA: true,
+                                 b: x, ldb: D, accumulateInto: dTable, offsetC: range.lowerBound * D, ldc: D)
+                }
+            case .bf16(let rows):
+                if g.table != nil { fatalError("TiedLogits.backward: a trainable table must be f32, not bf16") }
+                if roundedDLogits == nil { roundedDLogits = BF16Matrix(dLogits) }
+                Kernels.gemm(m: R, n: D, k: range.count, a: roundedDLogits!, offsetA: range.lowerBound, lda: V,
+                             b: rows, ldb: D, beta: 1, c: &dx, ldc: D)
             }
         }
         return dx

@@ -16,6 +16,13 @@ public enum VisionAttention {
         /// Takes kernels in checkpoint layout: q/k/v [D, N, H], biases [N, H], out [N, H, D].
         public init(queryKernel: Tensor, queryBias: Tensor, keyKernel: Tensor, keyBias: Tensor,
                     valueKernel: Tensor, valueBias: Tensor, outKernel: Tensor, outBias: Tensor) {
+            self.init(queryKernel: Weight(queryKernel), queryBias: queryBias, keyKernel: Weight(keyKernel), keyBias: keyBias,
+                      valueKernel: Weight(valueKernel), valueBias: valueBias, outKernel: Weight(outKernel), outBias: outBias)
+        }
+
+        /// The same, with f32 or bf16 kernels.
+        public init(queryKernel: Weight, queryBias: Tensor, keyKernel: Weight, keyBias: Tensor,
+                    valueKernel: Weight, valueBias: Tensor, outKernel: Weight, outBias: Tensor) {
             let (width, heads, headDim) = (queryKernel.shape[0], queryKernel.shape[1], queryKernel.shape[2])
             let matrix = [width, heads * headDim]
             query = Dense.Parameters(kernel: queryKernel.reshaped(matrix), bias: queryBias.reshaped([heads * headDim]))

@@ -127,7 +127,7 @@ extension CPUKernels {
 
                         // 3'. rebuild the probabilities P from q·kᵀ and the saved row statistics
                         rawGEMM(m: L, n: S, k: H, alpha: 1, a: qs + qOffset, lda: N * H, transposeA: false,
-                                b: ks + kvOffset, ldb: K * H, transposeB: true, beta: 0, c: p, ldc: S)
+                                b: ks + kvOffset, ldb: K * H, transposeB: true, beta: 0, c: p, ldc: S, record: false)
                         rebuildProbabilities(p, rows: L, columns: S, allowed: permitted,
                                              rowMax: maxima + rowOffset, rowSum: sums + rowOffset)
 

@@ -115,39 +115,51 @@ extension CPUKernels {
     static let parallelGEMMThreshold = 1 << 21
 
     /// Row-major sgemm on raw pointers, split across threads by rows or columns of C.
+    ///
+    /// `record: false` keeps a product out of `GEMMLog` (work that a pass repeats, such as the
+    /// attention scores the backward pass recomputes).
     static func rawGEMM(
         m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
         b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, record: Bool = true
     ) {
         if m == 0 || n == 0 { return }
+        if record && GEMMLog.isRecording {
+            GEMMLog.record(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, precision: .f32)
+        }
         if k == 0 {
             for i in 0..<m {
                 for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
             }
             return
         }
+        forEachGEMMBlock(m: m, n: n, k: k) { rows, columns in
+            blockGEMM(m: rows.count, n: columns.count, k: k, alpha: alpha,
+                      a: transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda, transposeA: transposeA,
+                      b: transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound, ldb: ldb, transposeB: transposeB,
+                      beta: beta, c: c + rows.lowerBound * ldc + columns.lowerBound, ldc: ldc)
+        }
+    }
+
+    /// Splits an m×n product into one block of C per thread and calls `body` with each block's
+    /// rows and columns: the longer side is cut into runs of whole 16-element panels. Small
+    /// products, one thread, or a caller already inside a parallel region get one block.
+    static func forEachGEMMBlock(m: Int, n: Int, k: Int, _ body: (Range<Int>, Range<Int>) -> Void) {
         let threads = Threading.threadCount
         if threads == 1 || m * n * k < parallelGEMMThreshold || Threading.isInsideParallelRegion {
-            blockGEMM(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, transposeA: transposeA,
-                      b: b, ldb: ldb, transposeB: transposeB, beta: beta, c: c, ldc: ldc)
+            body(0..<m, 0..<n)
             return
         }
-        // Split the longer side of C into blocks of whole 16-element panels, one per thread.
         let splitRows = m >= n
         let panels = ((splitRows ? m : n) + 15) / 16
         Threading.parallelFor(panels, minimumChunk: 1) { range in
             let start = range.lowerBound * 16
             let end = min(splitRows ? m : n, range.upperBound * 16)
             if splitRows {
-                blockGEMM(m: end - start, n: n, k: k, alpha: alpha,
-                          a: transposeA ? a + start : a + start * lda, lda: lda, transposeA: transposeA,
-                          b: b, ldb: ldb, transposeB: transposeB, beta: beta, c: c + start * ldc, ldc: ldc)
+                body(start..<end, 0..<n)
             } else {
-                blockGEMM(m: m, n: end - start, k: k, alpha: alpha, a: a, lda: lda, transposeA: transposeA,
-                          b: transposeB ? b + start * ldb : b + start, ldb: ldb, transposeB: transposeB,
-                          beta: beta, c: c + start, ldc: ldc)
+                body(0..<m, start..<end)
             }
         }
     }

@@ -7,10 +7,13 @@ enum CommandList {
         TrainCommand.entry,
         StepCommand.entry,
         DecodeCommand.entry,
+        EvalCommand.entry,
+        PredictCommand.entry,
         ScoreCommand.entry,
         VersionCommand.entry,
         CommCheckCommand.entry,
         BenchAllreduceCommand.entry,
         BenchDataCommand.entry,
+        BenchCommand.entry,
     ]
 }

@@ -7,7 +7,7 @@ import TensorCore
 ///
 /// This is how decoding is checked against another implementation: the input uses the names
 /// of big_vision's golden files (`image`, `decode_text`, `decode_mask_ar`, `decode_mask_input`)
-/// and the output holds the tokens and the logits that produced each one.
+/// and the output has the tokens and the logits that produced each one.
 struct DecodeCommand: Command {
     static let name = "decode"
     static let summary = "greedily decode the prompts of a batch NPZ and write the tokens, log-probabilities and logits"
@@ -72,7 +72,7 @@ struct DecodeCommand: Command {
 
     // MARK: - Input
 
-    /// Reads the prompt arrays; uses the first B images when the file holds more images than
+    /// Reads the prompt arrays. It uses the first B images when the file has more images than
     /// prompts, as the golden `inputs.npz` does (2 images, 1 decode prompt).
     static func loadPrompt(path: String, prefix: String) throws -> (DecodePrompt, String) {
         let reader = try NPZReader(path: path)
@@ -170,8 +170,8 @@ enum DecodeInputError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .missingArray(let file, let key, let available):
-            let shown = available.prefix(20).joined(separator: ", ") + (available.count > 20 ? ", ..." : "")
-            return "\(file) has no array '\(key)' (arrays: \(shown)); choose the prompt arrays with --prefix, "
+            let listed = available.prefix(20).joined(separator: ", ") + (available.count > 20 ? ", ..." : "")
+            return "\(file) has no array '\(key)' (arrays: \(listed)); choose the prompt arrays with --prefix, "
                 + "e.g. --prefix decode_batch reads decode_batch_text, decode_batch_mask_ar and decode_batch_mask_input"
         case .badShape(let file, let key, let expected, let found):
             return "\(file): array '\(key)' has shape \(found) but \(expected) is expected"

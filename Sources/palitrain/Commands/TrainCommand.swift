@@ -19,10 +19,16 @@ struct TrainCommand: Command {
             try TrainOptions.applyConfigFile(configPath, to: &arguments)
         }
         let settings = try TrainOptions.settings(from: arguments)
+        let faults = try TrainOptions.faultPlan(from: arguments)
         StopSignal.install()
 
         // 2. Ranks. Waits sleep between polls and give up after --comm-timeout seconds.
-        let communicator = try MPICommunicator.initialize(limits: CommLimits(waitTimeout: settings.commTimeout))
+        var communicator = try MPICommunicator.initialize(limits: CommLimits(waitTimeout: settings.commTimeout))
+        if let rank = faults?.corruptFrameRank, rank == communicator.rank {
+            // The only point-to-point messages of a run are gradient frames, so message 1 is
+            // this rank's first frame of the first step.
+            communicator = FaultInjectingCommunicator(base: communicator, fault: .corruptPayload, atMessage: 1)
+        }
         let isRoot = communicator.rank == 0
         let log: (String) -> Void = { line in
             if isRoot {
@@ -31,7 +37,7 @@ struct TrainCommand: Command {
             }
         }
         do {
-            try train(settings, communicator: communicator, log: log)
+            try train(settings, faults: faults, communicator: communicator, log: log)
             communicator.finalize()
         } catch {
             // Every rank reports its own failure; a rank whose peers are gone ends the job.
@@ -41,7 +47,9 @@ struct TrainCommand: Command {
         }
     }
 
-    private static func train(_ settings: TrainSettings, communicator: any Communicator, log: @escaping (String) -> Void) throws {
+    private static func train(
+        _ settings: TrainSettings, faults: FaultPlan?, communicator: any Communicator, log: @escaping (String) -> Void
+    ) throws {
         let isRoot = communicator.rank == 0
         let threads = settings.threads > 0
             ? settings.threads
@@ -59,6 +67,12 @@ struct TrainCommand: Command {
         // 4. Resume point and model weights.
         let store = CheckpointStore(outputDirectory: settings.outputDirectory)
         let resumeFolder = try resolveResume(settings.resume, store: store)
+        if settings.resume == "none", let existing = store.latestComplete() {
+            // Starting over would overwrite the step folders and metrics of the earlier run.
+            throw UsageError(
+                "--output-dir '\(settings.outputDirectory)' already holds checkpoints (latest: step \(existing)); "
+                    + "pass --resume auto to continue that run, or choose a new --output-dir")
+        }
         let weightsPath = resumeFolder.map { ($0 as NSString).appendingPathComponent("params.npz") } ?? settings.checkpoint
         let parameters = try ParameterStore(npz: NPZReader(path: weightsPath), trainable: settings.trainable)
         let model = PaliGemma(parameters: parameters)
@@ -84,6 +98,10 @@ struct TrainCommand: Command {
             cursor: resumed?.dataCursor, log: log)
 
         let totalSteps = settings.maxSteps ?? max(1, Int((settings.epochs ?? 1) * Double(data.trainExampleCount) / Double(settings.globalBatchSize)))
+        if let faults {
+            try faults.validate(worldSize: communicator.size, totalSteps: totalSteps)
+            log("[fault] planned for this fault-injection test: \(faults.faults.map(\.description).joined(separator: ", "))")
+        }
         let schedule = LearningRateSchedule.colab(baseRate: settings.learningRate, trainSteps: totalSteps, warmupFraction: settings.warmupFraction)
         var state = resumed ?? TrainState(
             step: 0, totalSteps: totalSteps, globalBatchSize: settings.globalBatchSize, seed: settings.seed, worldSize: communicator.size)
@@ -107,11 +125,21 @@ struct TrainCommand: Command {
             compression: GradientCompression(rawValue: settings.gradientCompression)!,
             onOverflow: OverflowPolicy(rawValue: settings.onOverflow)!,
             log: isRoot ? standardOutputLog : nil)
-        let metrics = isRoot ? try MetricsLog(path: (settings.outputDirectory as NSString).appendingPathComponent("metrics.jsonl")) : nil
+        let metricsPath = (settings.outputDirectory as NSString).appendingPathComponent("metrics.jsonl")
+        if isRoot {
+            // Lines after the start step come from a run that stopped before checkpointing them;
+            // this run logs those steps again.
+            let dropped = try MetricsLog.truncate(path: metricsPath, afterStep: state.step)
+            if dropped > 0 {
+                log("[metrics] removed \(dropped) line\(dropped == 1 ? "" : "s") after step \(state.step) from \(metricsPath): "
+                    + "steps an earlier run logged past its last checkpoint, or a line torn by a crash")
+            }
+        }
+        let metrics = isRoot ? try MetricsLog(path: metricsPath) : nil
         let trainer = Trainer(
             settings: settings, model: model, communicator: communicator, data: data.source, reducer: reducer,
             optimizer: optimizer, state: state, schedule: schedule, metrics: metrics,
-            validation: isRoot ? data.validation(tokenizer: tokenizer, settings: settings) : nil, log: log)
+            validation: isRoot ? try data.validation(tokenizer: tokenizer, settings: settings, log: log) : nil, faults: faults, log: log)
         let finished = try trainer.run()
         log(finished
             ? "[train] done: \(totalSteps) steps; checkpoints in \(store.root)"

@@ -48,6 +48,8 @@ enum TrainOptions {
         .value("keep-last", "K", default: "3", help: "checkpoints kept besides the best one"),
         .value("resume", "auto|none|PATH", default: "none", help: "auto resumes from OUTPUT/checkpoints/latest when it exists"),
         .value("stop-after", "STEP", help: "stop after this step as on SIGTERM: write a checkpoint and exit 0 (to rehearse preemption)"),
+        .value("inject", "FAULT[,FAULT]", help: "for fault-injection tests only, never for training: plant faults such as "
+            + "nan-grad:RANK@STEP or die:RANK@STEP in this run (all forms in Docs/reliability.md, section Faults)"),
     ]
 
     /// Applies a `--config` JSON object under the flags given on the command line.
@@ -151,6 +153,16 @@ enum TrainOptions {
             s.stopAfter = try positive("stop-after", arguments)
         }
         return s
+    }
+
+    /// Parses `--inject` into a plan, or returns nil when the option is absent.
+    static func faultPlan(from arguments: ParsedArguments) throws -> FaultPlan? {
+        guard let text = arguments.string("inject") else { return nil }
+        do {
+            return try FaultPlan.parse(text)
+        } catch let error as FaultPlanError {
+            throw UsageError(error.description)
+        }
     }
 
     private static func positive(_ name: String, _ arguments: ParsedArguments) throws -> Int {

@@ -1,4 +1,5 @@
 import Dataset
+import Evaluation
 import Foundation
 import PaliGemmaModel
 import TensorCore
@@ -55,11 +56,25 @@ struct TrainingDataSetup {
             startStep: startStep, cursor: loaderCursor)
     }
 
-    /// Rank 0's validation pass over the whole validation split.
-    func validation(tokenizer: Tokenizer, settings: TrainSettings) -> Validation? {
-        guard !validExamples.isEmpty else { return nil }
-        // TODO: decode the validation split with the KV-cache decoder and compute mAP once the
-        // Evaluation module's Validator is wired in; until then training runs without validation.
-        return nil
+    /// Rank 0's validation pass over the whole validation split: greedy decoding with the KV
+    /// cache, COCO mAP, and report.html regenerated from metrics.jsonl with a gallery of the
+    /// first `--gallery-size` images. Nil when the dataset has no validation split.
+    func validation(tokenizer: Tokenizer, settings: TrainSettings, log: @escaping (String) -> Void) throws -> Validation? {
+        guard !validExamples.isEmpty else {
+            log("[val] no validation split: training runs without validation")
+            return nil
+        }
+        let validator = try Validator(
+            examples: validExamples, tokenizer: tokenizer,
+            settings: ValidationSettings(
+                batchSize: settings.evalBatchSize, maxNewTokens: settings.maxNewTokens, galleryCount: settings.gallerySize))
+        let report = ReportWriter(outputDirectory: URL(fileURLWithPath: settings.outputDirectory))
+        return { model, _ in
+            let result = try validator.run(model)
+            return ValidationOutcome(metrics: result.metrics) {
+                let page = try report.write(gallery: result.gallery)
+                log("[val] report: \(page.path)")
+            }
+        }
     }
 }

@@ -1,5 +1,7 @@
+import Checkpoint
 import Dataset
 import Foundation
+import PaliGemmaModel
 
 /// Checks a dataset the way training would read it and prints a report.
 struct ValidateCommand: Command {
@@ -12,7 +14,7 @@ struct ValidateCommand: Command {
         .value("test-jsonl", "FILE", help: "test annotations, instead of --data"),
         .value("image-root", "DIR", help: "folder the image paths of --*-jsonl files are relative to"),
         .value("tokenizer", "FILE", help: "SentencePiece .model; enables the sequence length check"),
-        .value("checkpoint", "FILE", help: "model checkpoint to take the image size and text length from"),
+        .value("checkpoint", "FILE", help: "model checkpoint to take the image size and vocabulary from (with --max-len, default 128, as train uses)"),
         .value("image-size", "N", help: "preprocess every image to N x N (224, 448 or 896)"),
         .value("max-len", "N", help: "model text length L; training rows hold L + 1 tokens"),
         .value("max-problems", "N", default: "50", help: "problems listed per severity before only counting"),
@@ -28,15 +30,26 @@ struct ValidateCommand: Command {
         var options = ValidationOptions(limits: try limits(arguments))
         if let threads = try arguments.int("threads") { options.threads = max(1, threads) }
 
-        // TODO: with --checkpoint, read the image size and text length from the model config
-        // (PaliGemmaModel) and fill options.imageSize and options.maxTextLength here.
-        if arguments.string("checkpoint") != nil {
-            throw UsageError("--checkpoint is not supported yet; pass --image-size and --max-len instead")
-        }
         options.imageSize = try positive(arguments, "image-size")
         options.maxTextLength = try positive(arguments, "max-len")
         if let path = arguments.string("tokenizer") {
             options.tokenizer = try Tokenizer(modelPath: path)
+        }
+
+        // A checkpoint fixes the image size and the vocabulary; the text length is a training
+        // setting (train's --max-len, default 128), since checkpoints do not store it.
+        if let checkpoint = arguments.string("checkpoint") {
+            let config = try modelConfig(checkpoint: checkpoint)
+            if let size = options.imageSize, size != config.vision.imageSize {
+                throw UsageError("--image-size \(size) disagrees with the checkpoint's \(config.vision.imageSize); drop one of them")
+            }
+            options.imageSize = config.vision.imageSize
+            if options.tokenizer != nil && options.maxTextLength == nil { options.maxTextLength = 128 }
+            if let tokenizer = options.tokenizer, tokenizer.vocabularySize > config.llm.vocabSize {
+                throw UsageError(
+                    "the tokenizer has \(tokenizer.vocabularySize) pieces but the checkpoint's vocabulary has \(config.llm.vocabSize) rows; "
+                        + "use the tokenizer the checkpoint was made for")
+            }
         }
         if options.maxTextLength != nil && options.tokenizer == nil {
             throw UsageError("--max-len needs --tokenizer to count tokens")
@@ -47,6 +60,14 @@ struct ValidateCommand: Command {
         if report.trainingWouldFail || (arguments.flag("strict") && report.warningCount > 0) {
             throw ExitCode(status: 1)
         }
+    }
+
+    /// Infers the model sizes from the checkpoint's array shapes, reading headers only.
+    static func modelConfig(checkpoint: String) throws -> PaliGemmaConfig {
+        let reader = try NPZReader(path: checkpoint)
+        var shapes: [String: [Int]] = [:]
+        for key in reader.keys { shapes[key] = try reader.header(key).shape }
+        return try PaliGemmaConfig.infer(from: shapes)
     }
 
     static func datasetSource(_ arguments: ParsedArguments) throws -> DatasetSource {

@@ -1,0 +1,194 @@
+import Foundation
+import PaliGemmaModel
+import TensorCore
+
+/// The results of `palitrain bench`, as text or as one JSON object.
+///
+/// Per-step figures are rank 0's; with several ranks every rank runs the same shapes at the
+/// same time, and examples/s and tokens/s count all ranks. Memory is reported per rank and
+/// summed.
+public struct BenchReport {
+    /// What was benchmarked.
+    public struct Setup {
+        public var config: String
+        public var batchSize: Int
+        public var textLength: Int
+        public var compute: ComputePrecision
+        public var weightDType: DType
+        public var rematerialize: Bool
+        public var ranks: Int
+        public var threads: Int
+
+        public init(config: String, batchSize: Int, textLength: Int, compute: ComputePrecision, weightDType: DType,
+                    rematerialize: Bool, ranks: Int, threads: Int) {
+            self.config = config
+            self.batchSize = batchSize
+            self.textLength = textLength
+            self.compute = compute
+            self.weightDType = weightDType
+            self.rematerialize = rematerialize
+            self.ranks = ranks
+            self.threads = threads
+        }
+    }
+
+    public var setup: Setup
+    public var model: PaliGemmaConfig
+    public var training: TrainingBench.Result?
+    public var decode: DecodeBench.Result?
+    public var precision: PrecisionComparison?
+    public var memory = ProcessMemory()
+    /// Per rank: peak RSS, anonymous and file-backed resident MiB.
+    public var rankMemory: [(peak: Double, anonymous: Double, file: Double)] = []
+    public var load: (before: MachineLoad, after: MachineLoad)?
+
+    public init(setup: Setup, model: PaliGemmaConfig) {
+        self.setup = setup
+        self.model = model
+    }
+
+    // MARK: - Derived figures
+
+    /// Tokens per example the decoder reads: image tokens plus text.
+    var tokensPerExample: Int { model.vision.numTokens + setup.textLength }
+
+    var stepMedian: Double { median(training?.stepSeconds ?? []) }
+    var gemmRate: Double { median(training?.gemmRates ?? []) }
+    var achievedRate: Double { (training?.stepFlops ?? 0) / stepMedian }
+
+    /// Median seconds of each phase over the timed steps.
+    var phaseMedians: [(String, Double)] {
+        let steps = training?.phaseSeconds ?? []
+        return StepPhase.all.compactMap { phase in
+            let values = steps.map { $0[phase] ?? 0 }
+            return values.allSatisfy({ $0 == 0 }) ? nil : (phase, median(values))
+        }
+    }
+
+    // MARK: - Text
+
+    public func text() -> String {
+        var lines: [String] = []
+        let s = setup
+        let kind = decode != nil ? "greedy decoding" : "training"
+        lines.append("bench: \(s.config), \(kind), batch \(s.batchSize) per rank, \(s.textLength) text tokens + "
+            + "\(model.vision.numTokens) image tokens, compute \(s.compute.rawValue) (bf16 products: \(BF16Backend.current.rawValue)), "
+            + "weights \(s.weightDType), remat \(s.rematerialize ? "on" : "off"), "
+            + "\(s.ranks) rank\(s.ranks == 1 ? "" : "s") x \(s.threads) thread\(s.threads == 1 ? "" : "s")")
+        if let load {
+            lines.append(String(format: "machine: load average %@ before, %@ after; other processes used %.0f%% of all CPU time during the run",
+                                format(load.before.loadAverage), format(load.after.loadAverage),
+                                100 * load.after.foreignCPUFraction(since: load.before)))
+        }
+        if let training {
+            let steps = training.stepSeconds
+            lines.append(String(format: "step: median %.0f ms (min %.0f, max %.0f) over %d steps; loss %.4f",
+                                1000 * stepMedian, 1000 * (steps.min() ?? 0), 1000 * (steps.max() ?? 0), steps.count,
+                                training.losses.last ?? .nan))
+            lines.append(String(format: "throughput: %.2f examples/s, %.0f tokens/s (all ranks)",
+                                examplesPerSecond, tokensPerSecond))
+            lines.append(String(format: "compute: %.1f GFLOP of matrix products per step, %.1f GFLOP/s achieved; "
+                                + "the same products alone run at %.1f GFLOP/s in this run: %.0f%% of it (MFU)",
+                                training.stepFlops / 1e9, achievedRate / 1e9, gemmRate / 1e9, 100 * achievedRate / gemmRate))
+            let breakdown = phaseMedians.map { String(format: "%@ %.0f", $0.0, 1000 * $0.1) }.joined(separator: ", ")
+            lines.append("breakdown (median ms per step): \(breakdown)")
+        }
+        if let decode {
+            lines.append(String(format: "decode: median %.0f ms for %d new tokens per example (prefill %.0f ms, %.1f ms per later token)",
+                                1000 * median(decode.totalSeconds), decode.newTokens, 1000 * median(decode.prefillSeconds),
+                                1000 * perTokenSeconds(decode)))
+        }
+        if let precision {
+            lines.append(String(format: "bf16 vs f32 (same weights and batch): loss %.6f vs %.6f (relative difference %.2e); "
+                                + "gradients: relative L2 error %.2e (worst parameter %.2e, %@), cosine %.6f",
+                                precision.lossBF16, precision.lossF32, relativeLossDifference(precision),
+                                precision.gradientRelativeError, precision.worstParameterError, precision.worstParameter,
+                                precision.gradientCosine))
+        }
+        let ranks = rankMemory.map { String(format: "%.0f", $0.peak) }.joined(separator: " + ")
+        lines.append(String(format: "memory: peak RSS %.0f MiB on rank 0 (now %.0f MiB anonymous, %.0f MiB file-backed)%@",
+                            memory.peakResidentMiB, memory.anonymousMiB, memory.fileMiB,
+                            rankMemory.count > 1 ? String(format: "; all ranks %@ = %.0f MiB", ranks, peakSum) : ""))
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: - JSON
+
+    public func json() -> String {
+        var object: [String: Any] = [
+            "config": setup.config, "mode": decode != nil ? "decode" : "train", "batch_size": setup.batchSize,
+            "text_len": setup.textLength, "image_tokens": model.vision.numTokens, "compute": setup.compute.rawValue,
+            "bf16_backend": BF16Backend.current.rawValue, "weight_dtype": setup.weightDType.rawValue,
+            "remat": setup.rematerialize, "ranks": setup.ranks, "threads": setup.threads,
+            "peak_rss_mb": memory.peakResidentMiB, "rss_anon_mb": memory.anonymousMiB, "rss_file_mb": memory.fileMiB,
+            "rank_peak_rss_mb": rankMemory.map(\.peak), "rank_rss_anon_mb": rankMemory.map(\.anonymous),
+            "rank_rss_file_mb": rankMemory.map(\.file), "peak_rss_mb_sum": peakSum,
+        ]
+        if let load {
+            object["load_average_before"] = load.before.loadAverage
+            object["load_average_after"] = load.after.loadAverage
+            object["foreign_cpu_fraction"] = load.after.foreignCPUFraction(since: load.before)
+        }
+        if let training {
+            object["step_ms_median"] = 1000 * stepMedian
+            object["step_ms"] = training.stepSeconds.map { 1000 * $0 }
+            object["loss"] = Double(training.losses.last ?? .nan)
+            object["examples_per_s"] = examplesPerSecond
+            object["tokens_per_s"] = tokensPerSecond
+            object["step_gflop"] = training.stepFlops / 1e9
+            object["achieved_gflops"] = achievedRate / 1e9
+            object["gemm_gflops"] = gemmRate / 1e9
+            object["gemm_gflops_replays"] = training.gemmRates.map { $0 / 1e9 }
+            object["mfu"] = achievedRate / gemmRate
+            object["breakdown_ms"] = Dictionary(uniqueKeysWithValues: phaseMedians.map { ($0.0, 1000 * $0.1) })
+            object["allreduce_bytes_sent"] = training.allReduce.bytesSent
+        }
+        if let decode {
+            object["decode_ms_median"] = 1000 * median(decode.totalSeconds)
+            object["decode_ms"] = decode.totalSeconds.map { 1000 * $0 }
+            object["prefill_ms_median"] = 1000 * median(decode.prefillSeconds)
+            object["per_token_ms"] = 1000 * perTokenSeconds(decode)
+            object["new_tokens"] = decode.newTokens
+        }
+        if let precision {
+            object["precision_vs_f32"] = [
+                "loss_f32": Double(precision.lossF32), "loss_bf16": Double(precision.lossBF16),
+                "loss_rel_diff": relativeLossDifference(precision), "grad_rel_l2": precision.gradientRelativeError,
+                "grad_worst_param_rel_l2": precision.worstParameterError, "grad_worst_param": precision.worstParameter,
+                "grad_cosine": precision.gradientCosine,
+            ]
+        }
+        let sanitized = object.mapValues(Self.finite)
+        guard let data = try? JSONSerialization.data(withJSONObject: sanitized, options: [.sortedKeys]) else {
+            return "{}"
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: - Helpers
+
+    var examplesPerSecond: Double { Double(setup.batchSize * setup.ranks) / stepMedian }
+    var tokensPerSecond: Double { Double(setup.batchSize * setup.ranks * tokensPerExample) / stepMedian }
+    var peakSum: Double { rankMemory.reduce(0) { $0 + $1.peak } }
+
+    private func perTokenSeconds(_ decode: DecodeBench.Result) -> Double {
+        let later = zip(decode.totalSeconds, decode.prefillSeconds).map { $0 - $1 }
+        return median(later) / Double(max(1, decode.newTokens - 1))
+    }
+
+    private func relativeLossDifference(_ p: PrecisionComparison) -> Double {
+        Double(abs(p.lossBF16 - p.lossF32)) / max(1e-30, Double(abs(p.lossF32)))
+    }
+
+    private func format(_ values: [Double]) -> String {
+        values.map { String(format: "%.2f", $0) }.joined(separator: " ")
+    }
+
+    /// JSON has no NaN or infinity: such numbers become null.
+    private static func finite(_ value: Any) -> Any {
+        if let number = value as? Double, !number.isFinite { return NSNull() }
+        if let list = value as? [Double] { return list.map { $0.isFinite ? $0 as Any : NSNull() } }
+        if let dictionary = value as? [String: Any] { return dictionary.mapValues(finite) }
+        return value
+    }
+}
