@@ -72,13 +72,22 @@ public enum VectorMath {
         UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: Lanes.self)
     }
 
-    /// The largest of `count` values (−∞ for none; NaN values are skipped).
+    /// The larger of a and b in each lane (for values whose difference is not NaN), selected
+    /// with integer arithmetic on the sign of b − a; `pointwiseMax` is a call per lane.
+    @inline(__always)
+    static func larger(_ a: Lanes, _ b: Lanes) -> Lanes {
+        let aWins = 0 &- (unsafeBitCast(b - a, to: SIMD16<UInt32>.self) &>> 31)
+        let bits = (unsafeBitCast(a, to: SIMD16<UInt32>.self) & aWins) | (unsafeBitCast(b, to: SIMD16<UInt32>.self) & ~aWins)
+        return unsafeBitCast(bits, to: Lanes.self)
+    }
+
+    /// The largest of `count` values (−∞ for none).
     @inline(__always)
     static func maximum(_ values: UnsafePointer<Float>, count: Int) -> Float {
         var lanes = Lanes(repeating: -.infinity)
         var i = 0
         while i + 16 <= count {
-            lanes = pointwiseMax(lanes, load(values + i))
+            lanes = larger(lanes, load(values + i))
             i += 16
         }
         var result = lanes.max()
