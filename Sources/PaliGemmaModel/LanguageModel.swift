@@ -13,17 +13,21 @@ enum LanguageModel {
     }
 
     /// - x: f32[B, L, D], image tokens then text embeddings
-    /// - Returns: preLogits f32[B, L, D] (after final_norm) and the cache when `keepCache`
+    /// - tail: when given, the last block computes outputs only for the tail queries
+    /// - Returns: preLogits f32[B, Lq, D] (after final_norm; Lq = L without a tail) and the
+    ///   cache when `keepCache`
     static func forward(
-        _ input: Tensor, _ context: GemmaAttention.Context, _ store: ParameterStore, keepCache: Bool, rematerialize: Bool
+        _ input: Tensor, _ context: GemmaAttention.Context, _ store: ParameterStore, keepCache: Bool, rematerialize: Bool,
+        tail: GemmaAttention.QueryTail? = nil
     ) -> (preLogits: Tensor, cache: Cache?) {
         var x = input
         var blockCaches: [BlockCache<DecoderBlock.Cache>] = []
+        let depth = store.config.llm.depth
 
-        // 1. decoder blocks
-        for layer in 0..<store.config.llm.depth {
+        // 1. decoder blocks; only the last one reads the tail
+        for layer in 0..<depth {
             let parameters = PhaseTimer.measure(StepPhase.weights) { DecoderBlock.Parameters(store, layer: layer) }
-            let (y, cache) = DecoderBlock.forward(x, parameters, context)
+            let (y, cache) = DecoderBlock.forward(x, parameters, context, tail: layer == depth - 1 ? tail : nil)
             if keepCache { blockCaches.append(rematerialize ? .input(x) : .stored(cache)) }
             x = y
         }
@@ -35,12 +39,13 @@ enum LanguageModel {
         return (preLogits, keepCache ? Cache(blocks: blockCaches, finalNorm: normCache) : nil)
     }
 
-    /// - dPreLogits: f32[B, L, D]
-    /// - Returns: dx f32[B, L, D] when `needInputGradient` or some block is trainable; the
-    ///   blocks are skipped entirely when neither holds.
+    /// - dPreLogits: f32[B, Lq, D], as `forward` returned preLogits
+    /// - Returns: dx f32[B, L, D] when `needInputGradient`; nil otherwise. The blocks are
+    ///   skipped entirely when nothing in them trains and no input gradient is needed.
     static func backward(
         _ dPreLogits: Tensor, _ cache: Cache, _ context: GemmaAttention.Context,
-        _ store: ParameterStore, _ gradients: GradientTable, needInputGradient: Bool
+        _ store: ParameterStore, _ gradients: GradientTable, needInputGradient: Bool,
+        tail: GemmaAttention.QueryTail? = nil
     ) -> Tensor? {
         // 2'. final_norm
         var dx = PhaseTimer.measure(StepPhase.embedding) {
@@ -51,16 +56,24 @@ enum LanguageModel {
         gradients.markReady([Name.finalNorm])
         if !needInputGradient && !store.anyTrainable(prefix: "llm/layers/") { return nil }
 
-        // 1'. decoder blocks, last first
-        for layer in (0..<store.config.llm.depth).reversed() {
+        // 1'. decoder blocks, last first; the first block's input gradient only when needed
+        let depth = store.config.llm.depth
+        for layer in (0..<depth).reversed() {
             let parameters = PhaseTimer.measure(StepPhase.weights) { DecoderBlock.Parameters(store, layer: layer) }
+            let layerTail = layer == depth - 1 ? tail : nil
             let blockCache: DecoderBlock.Cache
             switch cache.blocks[layer] {
-            case .stored(let stored): blockCache = stored
-            case .input(let input): blockCache = DecoderBlock.forward(input, parameters, context).1
+            case .stored(let stored):
+                blockCache = stored
+            case .input(let input):
+                blockCache = GEMMLog.withoutRecording { DecoderBlock.forward(input, parameters, context, tail: layerTail).1 }
             }
-            dx = DecoderBlock.backward(dx, blockCache, parameters, DecoderBlock.Gradients(gradients, layer: layer), context)
+            let blockGradient = DecoderBlock.backward(
+                dx, blockCache, parameters, DecoderBlock.Gradients(gradients, layer: layer), context,
+                tail: layerTail, inputGradient: layer > 0 || needInputGradient)
             gradients.markReady(blockNames, layer: layer)
+            guard let blockGradient else { return nil }
+            dx = blockGradient
         }
         return dx
     }

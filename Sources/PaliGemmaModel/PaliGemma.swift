@@ -39,7 +39,9 @@ public final class PaliGemma {
         public let imgEncoded: Tensor
         /// Image tokens fed to the decoder, after the head: [B, P, D].
         public let zimg: Tensor
-        /// Decoder output after final_norm, at every position: [B, P+T, D].
+        /// Decoder output after final_norm: [B, P+T, D]. With `.supervised` logits the last
+        /// decoder block runs only on the last positions of each example that cover the rows
+        /// with logits (see `GemmaAttention.QueryTail`); the earlier positions hold zeros.
         public let preLogits: Tensor
         /// The prefix-LM attention mask [B, P+T, P+T] (query, key).
         public let attentionMask: AttentionMask
@@ -126,13 +128,16 @@ public final class PaliGemma {
             return (x, attentionContext(batch, layout))
         }
 
-        // 5. decoder → preLogits [B, L, D]
+        // 5. decoder → preLogits [B, Lq, D]. With `.supervised` the last block computes only the
+        //    last Lq positions of each example, enough to cover every row that gets logits.
+        let logitRows = selectLogitRows(batch, rows)
+        let tail = rows == .supervised ? context.tail(tailLength(logitRows, textTokens: T)) : nil
+        let Lq = tail?.length ?? L
         let (preLogits, decoderCache) = LanguageModel.forward(
-            x, context, parameters, keepCache: training, rematerialize: rematerialize)
+            x, context, parameters, keepCache: training, rematerialize: rematerialize, tail: tail)
 
         // 6. rows that get logits: position P + t predicts text[t + 1]
-        let logitRows = selectLogitRows(batch, rows)
-        let rowIndices = logitRows.map { layout.textRows[$0.example * T + $0.position] }
+        let rowIndices = logitRows.map { $0.example * Lq + (P + $0.position - (L - Lq)) }
         let head = tiedLogitsParameters()
         let (selected, logits) = PhaseTimer.measure(StepPhase.logits) {
             let selected = Kernels.selectRows(preLogits, rowIndices)
@@ -162,8 +167,8 @@ public final class PaliGemma {
                 let dSelected = TiedLogits.backward(
                     dLogits, x: selected, head, TiedLogits.Gradients(table: gradients.target(Name.embedding)))
 
-                // 6'. scatter back into the full sequence
-                var dPreLogits = Tensor(zeros: [B, L, D])
+                // 6'. scatter back into the sequence
+                var dPreLogits = Tensor(zeros: [B, Lq, D])
                 Kernels.addRows(dSelected, at: rowIndices, into: &dPreLogits)
                 return dPreLogits
             }
@@ -171,7 +176,7 @@ public final class PaliGemma {
             // 5'. decoder
             let dx = LanguageModel.backward(
                 dPreLogits, decoderCache!, context, parameters, gradients,
-                needInputGradient: embeddingTrainable || visionTrainable)
+                needInputGradient: embeddingTrainable || visionTrainable, tail: tail)
 
             if let dx {
                 // 2'. token table through the lookup
@@ -197,7 +202,8 @@ public final class PaliGemma {
         return Output(
             loss: loss.loss, exampleLoss: loss.exampleLoss, tokenNLL: tokenNLL,
             logits: rows == .allText ? logits.reshaped([B, T, config.llm.vocabSize]) : logits,
-            logitRows: logitRows, imgEncoded: imgEncoded, zimg: zimg, preLogits: preLogits,
+            logitRows: logitRows, imgEncoded: imgEncoded, zimg: zimg,
+            preLogits: tail.map { fullSequence(preLogits, tail: $0, length: L) } ?? preLogits,
             attentionMask: context.mask)
     }
 
@@ -229,6 +235,19 @@ public final class PaliGemma {
         let positions = (0..<B).flatMap { _ in (0..<L).map { Int32($0) } }
         let rotary = RotaryTable(positions: positions, headDim: config.llm.headDim, base: PaliGemmaConfig.ropeBase)
         return GemmaAttention.Context(rotary: rotary, mask: mask)
+    }
+
+    /// The shortest tail of text positions that holds every logits row of every example (at
+    /// least 1).
+    private func tailLength(_ rows: [LogitRow], textTokens T: Int) -> Int {
+        max(1, rows.map { T - $0.position }.max() ?? 1)
+    }
+
+    /// Tail rows [B, Lq, D] placed at the end of each example of a zero [B, L, D] tensor.
+    private func fullSequence(_ rows: Tensor, tail: GemmaAttention.QueryTail, length L: Int) -> Tensor {
+        var full = Tensor(zeros: [rows.shape[0], L, rows.shape[2]])
+        Kernels.addRows(rows, at: tail.rows, into: &full)
+        return full
     }
 
     private func selectLogitRows(_ batch: PaliGemmaBatch, _ rows: LogitRows) -> [LogitRow] {

@@ -67,7 +67,7 @@ enum VisionTower {
             let blockCache: EncoderBlock.Cache
             switch cache.blocks[layer] {
             case .stored(let stored): blockCache = stored
-            case .input(let input): blockCache = EncoderBlock.forward(input, parameters).1
+            case .input(let input): blockCache = GEMMLog.withoutRecording { EncoderBlock.forward(input, parameters).1 }
             }
             dx = EncoderBlock.backward(dx, blockCache, parameters, EncoderBlock.Gradients(gradients, layer: layer))
             gradients.markReady(encoderBlockNames, layer: layer)

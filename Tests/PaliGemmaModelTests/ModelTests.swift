@@ -18,8 +18,10 @@ final class ModelTests: XCTestCase {
         let supervised = try model.forwardBackward(batch, logits: .supervised)
         XCTAssertEqual(supervised.logits.shape, [10, 1300], "5 suffix tokens + EOS and 3 + EOS")
         XCTAssertEqual(supervised.loss, all.loss, accuracy: 1e-6)
+        // With `.supervised` the last decoder block runs only on the positions that get logits,
+        // so its products have other shapes and round differently (by about 1e-7 here).
         for (name, values) in gradients(model) {
-            assertClose(values, allGradients[name]!, tolerance: 1e-7, name)
+            assertClose(values, allGradients[name]!, tolerance: 1e-6, name)
         }
     }
 

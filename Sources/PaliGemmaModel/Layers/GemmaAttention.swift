@@ -47,45 +47,85 @@ public enum GemmaAttention {
             self.rotary = rotary
             self.mask = mask
         }
+
+        /// The last `length` positions of every example as queries (see `QueryTail`).
+        public func tail(_ length: Int) -> QueryTail {
+            let (B, L) = (mask.batch, mask.queries)
+            if length < 1 || length > L { fatalError("GemmaAttention.Context.tail: length \(length) outside 1...\(L)") }
+            let rows = (0..<B).flatMap { b in ((L - length)..<L).map { b * L + $0 } }
+            var allowed: [Bool] = []
+            allowed.reserveCapacity(B * length * L)
+            for b in 0..<B {
+                allowed += mask.allowed[((b * L + L - length) * L)..<((b + 1) * L * L)]
+            }
+            return QueryTail(
+                length: length, rows: rows, rotary: rotary.rows(rows),
+                mask: AttentionMask(batch: B, queries: length, keys: L, allowed: allowed))
+        }
+    }
+
+    /// Queries restricted to the last `length` positions of each example, while keys and values
+    /// cover the whole sequence: the last decoder layer of a training pass needs outputs only
+    /// where the loss reads logits.
+    public struct QueryTail {
+        public let length: Int
+        /// Rows of the tail in the flattened [B·L] sequence, example by example.
+        public let rows: [Int]
+        /// RoPE angles of the tail rows, [B·length].
+        public let rotary: RotaryTable
+        /// Prefix-LM mask of the tail queries over all keys, [B, length, L].
+        public let mask: AttentionMask
     }
 
     public struct Cache {
         let x: Tensor  // [B, L, D]
-        let q: Tensor  // [B, L, N, H], rotated and scaled
+        let queryInput: Tensor  // [B, Lq, D]: x, or its tail rows
+        let q: Tensor  // [B, Lq, N, H], rotated and scaled
         let k: Tensor  // [B, L, K, H], rotated
         let v: Tensor  // [B, L, K, H]
-        let o: Tensor  // [B, L, N·H], attention output before attn_vec_einsum
-        let statistics: AttentionStatistics  // [B, N, L]
+        let o: Tensor  // [B, Lq, N·H], attention output before attn_vec_einsum
+        let statistics: AttentionStatistics  // [B, N, Lq]
     }
 
     /// - x: f32[B, L, D]
-    /// - Returns: y f32[B, L, D]
-    public static func forward(_ x: Tensor, _ p: Parameters, _ context: Context) -> (Tensor, Cache) {
+    /// - tail: when given, outputs only for its Lq queries per example
+    /// - Returns: y f32[B, Lq, D] (Lq = L without a tail)
+    public static func forward(_ x: Tensor, _ p: Parameters, _ context: Context, tail: QueryTail? = nil) -> (Tensor, Cache) {
         let (B, L, D) = (x.shape[0], x.shape[1], x.shape[2])
         let (N, K, H) = (p.numHeads, p.numKVHeads, p.headDim)
+        let Lq = tail?.length ?? L
 
         // 1-3. q, k, v projections, RoPE, q ·= H^-0.5
-        let (q, k, v) = projectQueryKeyValue(x, p, context.rotary)
+        let (queryInput, q, k, v) = projectQueryKeyValue(x, p, context.rotary, tail: tail)
 
         // 4. o = softmax(mask(q·kᵀ))·v
         let (o, statistics) = Kernels.attention(
-            q: q, k: k, v: v, batch: B, queryLength: L, keyLength: L, queryHeads: N, kvHeads: K, headDim: H,
-            mask: context.mask)
+            q: q, k: k, v: v, batch: B, queryLength: Lq, keyLength: L, queryHeads: N, kvHeads: K, headDim: H,
+            mask: tail?.mask ?? context.mask)
 
         // 5. y = o·Wo, with Wo [N, H, D] read as [N·H, D]
-        let flatOutput = o.reshaped([B, L, N * H])
+        let flatOutput = o.reshaped([B, Lq, N * H])
         let y = Kernels.matmul(flatOutput, p.output.reshaped([N * H, D]))
-        return (y, Cache(x: x, q: q, k: k, v: v, o: flatOutput, statistics: statistics))
+        return (y, Cache(x: x, queryInput: queryInput, q: q, k: k, v: v, o: flatOutput, statistics: statistics))
     }
 
     /// - dy: f32[B, L, D]
     /// - Returns: dx f32[B, L, D]
+    public static func backward(_ dy: Tensor, _ cache: Cache, _ p: Parameters, _ g: Gradients, _ context: Context) -> Tensor {
+        backward(dy, cache, p, g, context, tail: nil, inputGradient: true)!
+    }
+
+    /// - dy: f32[B, Lq, D], Lq the tail length (L without a tail)
+    /// - inputGradient: false skips dx (nothing below the layer needs it)
+    /// - Returns: dx f32[B, L, D], or nil when `inputGradient` is false
     public static func backward(
-        _ dy: Tensor, _ cache: Cache, _ p: Parameters, _ g: Gradients, _ context: Context
-    ) -> Tensor {
-        let (B, L, D) = (dy.shape[0], dy.shape[1], dy.shape[2])
+        _ dy: Tensor, _ cache: Cache, _ p: Parameters, _ g: Gradients, _ context: Context,
+        tail: QueryTail?, inputGradient: Bool
+    ) -> Tensor? {
+        let (B, Lq, D) = (dy.shape[0], dy.shape[1], dy.shape[2])
+        let L = cache.x.shape[1]
         let (N, K, H) = (p.numHeads, p.numKVHeads, p.headDim)
-        let M = B * L
+        let (M, Mq) = (B * L, B * Lq)
 
         // 5'. y = o·Wo  →  dWo += oᵀ·dy, dO = dy·Woᵀ
         let outputMatrix = p.output.reshaped([N * H, D])
@@ -97,72 +137,100 @@ public enum GemmaAttention {
         // 4'. attention
         var (dq, dk, dv) = Kernels.attentionBackward(
             dO, q: cache.q, k: cache.k, v: cache.v, statistics: cache.statistics,
-            batch: B, queryLength: L, keyLength: L, queryHeads: N, kvHeads: K, headDim: H, mask: context.mask)
+            batch: B, queryLength: Lq, keyLength: L, queryHeads: N, kvHeads: K, headDim: H,
+            mask: tail?.mask ?? context.mask)
 
         // 3'. q was scaled by H^-0.5
         Kernels.scaleInPlace(&dq, by: queryScale(headDim: H))
 
         // 2'. RoPE is a rotation: its backward rotates by the opposite angle
-        Kernels.applyRotary(&dq, table: context.rotary, heads: N, inverse: true)
+        Kernels.applyRotary(&dq, table: tail?.rotary ?? context.rotary, heads: N, inverse: true)
         Kernels.applyRotary(&dk, table: context.rotary, heads: K, inverse: true)
 
-        // 1'. projections: dx = Σ d(q|k|v)·Wᵀ, dW += xᵀ·d(q|k|v)
-        var dx = Tensor(zeros: [B, L, D])
-        for n in 0..<N {
-            Kernels.gemm(m: M, n: D, k: H, a: dq, offsetA: n * H, lda: N * H, b: p.query, offsetB: n * D * H, ldb: H,
-                         transposeB: true, beta: 1, c: &dx, ldc: D)
-            if let dQuery = g.query {
-                Kernels.gemm(m: D, n: H, k: M, a: cache.x, lda: D, transposeA: true, b: dq, offsetB: n * H, ldb: N * H,
-                             accumulateInto: dQuery, offsetC: n * D * H, ldc: H)
-            }
+        // 1'. projections: dx = d(q|k|v)·Wᵀ, dW += xᵀ·d(q|k|v). Without a tail q, k and v share
+        //     one matrix [Wq | Wk | Wv] [D, (N + 2K)·H]; with one, q reads only the tail rows.
+        if let tail {
+            let dKeyValue = Kernels.concatenateColumns([dk.reshaped([M, K * H]), dv.reshaped([M, K * H])])
+            let dQuery = dq.reshaped([Mq, N * H])
+            accumulateProjectionGradient(cache.x, dKeyValue, into: [(2 * K, g.keyValue)])
+            accumulateProjectionGradient(cache.queryInput, dQuery, into: [(N, g.query)])
+            if !inputGradient { return nil }
+            var dx = Kernels.matmul(dKeyValue, transposed: keyValueProjection(p))
+            Kernels.addRows(Kernels.matmul(dQuery, transposed: queryProjection(p)), at: tail.rows, into: &dx)
+            return dx.reshaped([B, L, D])
         }
-        for j in 0..<K {
-            for (part, gradient) in [(0, dk), (1, dv)] {
-                let weightOffset = (part * K + j) * D * H
-                Kernels.gemm(m: M, n: D, k: H, a: gradient, offsetA: j * H, lda: K * H,
-                             b: p.keyValue, offsetB: weightOffset, ldb: H, transposeB: true, beta: 1, c: &dx, ldc: D)
-                if let dKeyValue = g.keyValue {
-                    Kernels.gemm(m: D, n: H, k: M, a: cache.x, lda: D, transposeA: true,
-                                 b: gradient, offsetB: j * H, ldb: K * H,
-                                 accumulateInto: dKeyValue, offsetC: weightOffset, ldc: H)
-                }
-            }
-        }
-        return dx
+        let dProjected = Kernels.concatenateColumns([
+            dq.reshaped([M, N * H]), dk.reshaped([M, K * H]), dv.reshaped([M, K * H]),
+        ])
+        accumulateProjectionGradient(cache.x, dProjected, into: [(N, g.query), (2 * K, g.keyValue)])
+        if !inputGradient { return nil }
+        return Kernels.matmul(dProjected, transposed: stackedProjection(p)).reshaped([B, L, D])
     }
 
-    /// Projects x to q f32[B, L, N, H] (rotated, scaled by H^-0.5) and k, v f32[B, L, K, H]
-    /// (k rotated), with one RoPE table row per token of x.
-    static func projectQueryKeyValue(_ x: Tensor, _ p: Parameters, _ rotary: RotaryTable)
-        -> (q: Tensor, k: Tensor, v: Tensor)
+    /// dW += xᵀ·dProjected for weights laid out as `headsAsColumns`, when any is trainable.
+    private static func accumulateProjectionGradient(
+        _ x: Tensor, _ dProjected: Tensor, into slices: [(heads: Int, gradient: GradientSlice?)]
+    ) {
+        if slices.allSatisfy({ $0.gradient == nil }) { return }
+        let (D, width) = (x.shape[x.rank - 1], dProjected.shape[dProjected.rank - 1])
+        let rows = x.count / D
+        var dStacked = Tensor(uninitialized: [D, width])
+        Kernels.gemm(m: D, n: width, k: rows, a: x, lda: D, transposeA: true, b: dProjected, ldb: width, c: &dStacked, ldc: width)
+        Kernels.accumulateColumnsAsHeads(dStacked, into: slices)
+    }
+
+    /// The query, key and value weights side by side: [D, (N + 2K)·H], columns in the order
+    /// of the heads of q_einsum [N, D, H], then kv_einsum [2, K, D, H] read as [2K, D, H].
+    static func stackedProjection(_ p: Parameters) -> Tensor {
+        let (K, D, H) = (p.numKVHeads, p.width, p.headDim)
+        return Kernels.headsAsColumns([p.query, p.keyValue.reshaped([2 * K, D, H])])
+    }
+
+    /// The query weights as [D, N·H].
+    static func queryProjection(_ p: Parameters) -> Tensor {
+        Kernels.headsAsColumns([p.query])
+    }
+
+    /// The key and value weights as [D, 2K·H].
+    static func keyValueProjection(_ p: Parameters) -> Tensor {
+        Kernels.headsAsColumns([p.keyValue.reshaped([2 * p.numKVHeads, p.width, p.headDim])])
+    }
+
+    /// Projects x to q f32[B, Lq, N, H] (rotated, scaled by H^-0.5) and k, v f32[B, L, K, H]
+    /// (k rotated), with one RoPE table row per token of x; also returns the rows q was
+    /// projected from ([B, Lq, D]: x itself without a tail).
+    static func projectQueryKeyValue(_ x: Tensor, _ p: Parameters, _ rotary: RotaryTable, tail: QueryTail? = nil)
+        -> (queryInput: Tensor, q: Tensor, k: Tensor, v: Tensor)
     {
         let (B, L, D) = (x.shape[0], x.shape[1], x.shape[2])
         let (N, K, H) = (p.numHeads, p.numKVHeads, p.headDim)
         if D != p.width { fatalError("GemmaAttention: x \(x.shape) does not match q_einsum \(p.query.shape)") }
         let M = B * L
 
-        // 1. q[b, l, n] = x·Wq[n]; k[b, l, j] = x·Wkv[0, j]; v[b, l, j] = x·Wkv[1, j]
-        var q = Tensor(uninitialized: [B, L, N, H])
-        var k = Tensor(uninitialized: [B, L, K, H])
-        var v = Tensor(uninitialized: [B, L, K, H])
-        for n in 0..<N {
-            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.query, offsetB: n * D * H, ldb: H,
-                         c: &q, offsetC: n * H, ldc: N * H)
-        }
-        for j in 0..<K {
-            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.keyValue, offsetB: j * D * H, ldb: H,
-                         c: &k, offsetC: j * H, ldc: K * H)
-            Kernels.gemm(m: M, n: H, k: D, a: x, lda: D, b: p.keyValue, offsetB: (K + j) * D * H, ldb: H,
-                         c: &v, offsetC: j * H, ldc: K * H)
+        // 1. [q | k | v] = x·[Wq | Wk | Wv] in one product, then split by columns; with a tail,
+        //    k and v from every row and q from the tail rows only
+        var q: Tensor
+        var k: Tensor
+        let v: Tensor
+        let queryInput: Tensor
+        if let tail {
+            let keyValue = Kernels.splitColumns(Kernels.matmul(x.reshaped([M, D]), keyValueProjection(p)), widths: [K * H, K * H])
+            (k, v) = (keyValue[0].reshaped([B, L, K, H]), keyValue[1].reshaped([B, L, K, H]))
+            queryInput = Kernels.selectRows(x, tail.rows).reshaped([B, tail.length, D])
+            q = Kernels.matmul(queryInput, queryProjection(p)).reshaped([B, tail.length, N, H])
+        } else {
+            let parts = Kernels.splitColumns(Kernels.matmul(x.reshaped([M, D]), stackedProjection(p)), widths: [N * H, K * H, K * H])
+            (q, k, v) = (parts[0].reshaped([B, L, N, H]), parts[1].reshaped([B, L, K, H]), parts[2].reshaped([B, L, K, H]))
+            queryInput = x
         }
 
         // 2. RoPE on q and k
-        Kernels.applyRotary(&q, table: rotary, heads: N)
+        Kernels.applyRotary(&q, table: tail?.rotary ?? rotary, heads: N)
         Kernels.applyRotary(&k, table: rotary, heads: K)
 
         // 3. q ·= H^-0.5
         Kernels.scaleInPlace(&q, by: queryScale(headDim: H))
-        return (q, k, v)
+        return (queryInput, q, k, v)
     }
 
     /// big_vision's `query_pre_attn_norm="rsqrt_head_dim"`: H^-0.5.

@@ -165,14 +165,8 @@ extension CPUKernels {
                 let permitted = allowed + row * columns
                 for s in 0..<columns where !permitted[s] { line[s] = maskedLogit }
             }
-            var maximum = -Float.infinity
-            for s in 0..<columns { maximum = max(maximum, line[s]) }
-            var sum: Float = 0
-            for s in 0..<columns {
-                let e = exp(line[s] - maximum)
-                line[s] = e
-                sum += e
-            }
+            let maximum = VectorMath.maximum(line, count: columns)
+            let sum = Float(VectorMath.exponentiate(line, count: columns, shift: maximum))
             let inverse = 1 / sum
             for s in 0..<columns { line[s] *= inverse }
             rowMax[row] = maximum
@@ -190,9 +184,7 @@ extension CPUKernels {
                 let permitted = allowed + row * columns
                 for s in 0..<columns where !permitted[s] { line[s] = maskedLogit }
             }
-            let maximum = rowMax[row]
-            let inverse = 1 / rowSum[row]
-            for s in 0..<columns { line[s] = exp(line[s] - maximum) * inverse }
+            VectorMath.exponentiate(line, count: columns, shift: rowMax[row], factor: 1 / rowSum[row])
         }
     }
 

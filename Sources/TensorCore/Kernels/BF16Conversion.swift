@@ -53,9 +53,11 @@ extension CPUKernels {
             let bits = from.loadUnaligned(fromByteOffset: block * lanes * 4, as: SIMD16<UInt32>.self)
             let rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16
             // A NaN keeps its sign and gets a set quiet bit instead of rounding towards infinity.
+            // The lane select is done with integer arithmetic (mask = all ones on NaN lanes),
+            // which vectorises; SIMD masks do not.
             let quietNaN = (bits &>> 16) | 0x0040
-            let isNaN = (bits & 0x7FFF_FFFF) .> 0x7F80_0000
-            let words = SIMD16<UInt16>(truncatingIfNeeded: rounded.replacing(with: quietNaN, where: isNaN))
+            let nanMask = 0 &- ((0x7F80_0000 &- (bits & 0x7FFF_FFFF)) &>> 31)
+            let words = SIMD16<UInt16>(truncatingIfNeeded: (rounded & ~nanMask) | (quietNaN & nanMask))
             to.storeBytes(of: words, toByteOffset: block * lanes * 2, as: SIMD16<UInt16>.self)
         }
         for i in (vectorCount * lanes)..<count { destination[i] = bf16Bits(from: source[i]) }

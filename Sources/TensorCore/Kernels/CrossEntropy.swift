@@ -21,10 +21,8 @@ extension CPUKernels {
                     if target < 0 || target >= vocabulary {
                         fatalError("softmaxCrossEntropy: target id \(target) outside the vocabulary of \(vocabulary)")
                     }
-                    var maximum = -Float.infinity
-                    for v in 0..<vocabulary { maximum = max(maximum, line[v]) }
-                    var sum = 0.0
-                    for v in 0..<vocabulary { sum += Double(exp(line[v] - maximum)) }
+                    let maximum = VectorMath.maximum(line, count: vocabulary)
+                    let sum = VectorMath.sumOfExponentials(line, count: vocabulary, shift: maximum)
                     let normaliser = maximum + Float(log(sum))
                     normalisers[row] = normaliser
                     losses[row] = normaliser - line[target]
@@ -54,7 +52,7 @@ extension CPUKernels {
                         let target = out + row * vocabulary
                         let weight = rowWeights[row]
                         let normaliser = normalisers[row]
-                        for v in 0..<vocabulary { target[v] = weight * exp(line[v] - normaliser) }
+                        VectorMath.exponentiate(line, into: target, count: vocabulary, shift: normaliser, factor: weight)
                         target[Int(targetIDs[row])] -= weight
                     }
                 }

@@ -100,7 +100,15 @@ extension CPUKernels {
         let out = y.mutablePointer()
         let source = x.pointer
         Threading.parallelFor(x.count, minimumChunk: elementwiseChunk / 4) { range in
-            for i in range { out[i] = gelu(source[i]) }
+            var i = range.lowerBound
+            while i + 16 <= range.upperBound {
+                VectorMath.store(gelu(VectorMath.load(source + i)), out + i)
+                i += 16
+            }
+            while i < range.upperBound {
+                out[i] = gelu(source[i])
+                i += 1
+            }
         }
         return y
     }
@@ -113,7 +121,16 @@ extension CPUKernels {
         let source = x.pointer
         let upstream = dy.pointer
         Threading.parallelFor(x.count, minimumChunk: elementwiseChunk / 4) { range in
-            for i in range { out[i] = upstream[i] * geluDerivative(source[i]) }
+            var i = range.lowerBound
+            while i + 16 <= range.upperBound {
+                let derivative = geluAndDerivative(VectorMath.load(source + i)).derivative
+                VectorMath.store(VectorMath.load(upstream + i) * derivative, out + i)
+                i += 16
+            }
+            while i < range.upperBound {
+                out[i] = upstream[i] * geluDerivative(source[i])
+                i += 1
+            }
         }
         return dx
     }
@@ -126,7 +143,15 @@ extension CPUKernels {
         let g = gate.pointer
         let u = up.pointer
         Threading.parallelFor(gate.count, minimumChunk: elementwiseChunk / 4) { range in
-            for i in range { out[i] = gelu(g[i]) * u[i] }
+            var i = range.lowerBound
+            while i + 16 <= range.upperBound {
+                VectorMath.store(gelu(VectorMath.load(g + i)) * VectorMath.load(u + i), out + i)
+                i += 16
+            }
+            while i < range.upperBound {
+                out[i] = gelu(g[i]) * u[i]
+                i += 1
+            }
         }
         return h
     }
@@ -144,9 +169,19 @@ extension CPUKernels {
         let u = up.pointer
         let upstream = dh.pointer
         Threading.parallelFor(gate.count, minimumChunk: elementwiseChunk / 4) { range in
-            for i in range {
+            var i = range.lowerBound
+            while i + 16 <= range.upperBound {
+                let x = VectorMath.load(g + i)
+                let d = VectorMath.load(upstream + i)
+                let (value, derivative) = geluAndDerivative(x)
+                VectorMath.store(d * VectorMath.load(u + i) * derivative, outGate + i)
+                VectorMath.store(d * value, outUp + i)
+                i += 16
+            }
+            while i < range.upperBound {
                 outGate[i] = upstream[i] * u[i] * geluDerivative(g[i])
                 outUp[i] = upstream[i] * gelu(g[i])
+                i += 1
             }
         }
         return (dGate, dUp)
@@ -157,16 +192,27 @@ extension CPUKernels {
 
     @inline(__always)
     static func gelu(_ x: Float) -> Float {
-        let inner = sqrtTwoOverPi * (x + geluCoefficient * x * x * x)
-        return x / (1 + exp(-2 * inner))
+        gelu(VectorMath.Lanes(repeating: x))[0]
     }
 
     @inline(__always)
     static func geluDerivative(_ x: Float) -> Float {
+        geluAndDerivative(VectorMath.Lanes(repeating: x)).derivative[0]
+    }
+
+    @inline(__always)
+    static func gelu(_ x: VectorMath.Lanes) -> VectorMath.Lanes {
         let inner = sqrtTwoOverPi * (x + geluCoefficient * x * x * x)
-        let cdf = 1 / (1 + exp(-2 * inner))  // 0.5·(1 + tanh(inner))
+        return x / (1 + VectorMath.exp(-2 * inner))
+    }
+
+    /// gelu(x) and its derivative, sharing one exp.
+    @inline(__always)
+    static func geluAndDerivative(_ x: VectorMath.Lanes) -> (value: VectorMath.Lanes, derivative: VectorMath.Lanes) {
+        let inner = sqrtTwoOverPi * (x + geluCoefficient * x * x * x)
+        let cdf = 1 / (1 + VectorMath.exp(-2 * inner))  // 0.5·(1 + tanh(inner))
         let dInner = sqrtTwoOverPi * (1 + 3 * geluCoefficient * x * x)
         // d/dx [x·cdf] = cdf + x·cdf'(inner)·dInner, with cdf' = 2·cdf·(1 − cdf)
-        return cdf + 2 * x * cdf * (1 - cdf) * dInner
+        return (x * cdf, cdf + 2 * x * cdf * (1 - cdf) * dInner)
     }
 }

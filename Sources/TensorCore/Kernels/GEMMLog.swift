@@ -48,7 +48,19 @@ public enum GEMMLog {
     private static let recording = Atomic<Bool>(false)
     private static let entries = Mutex<[GEMMShape: Int]>([:])
 
-    static var isRecording: Bool { recording.load(ordering: .relaxed) }
+    private static let suspensions = Atomic<Int>(0)
+
+    static var isRecording: Bool {
+        recording.load(ordering: .relaxed) && suspensions.load(ordering: .relaxed) == 0
+    }
+
+    /// Runs `body` without recording its products: work a pass repeats, such as the forward
+    /// pass of a rematerialised block.
+    public static func withoutRecording<R>(_ body: () throws -> R) rethrows -> R {
+        suspensions.add(1, ordering: .relaxed)
+        defer { suspensions.subtract(1, ordering: .relaxed) }
+        return try body()
+    }
 
     /// Clears the log and starts recording.
     public static func start() {

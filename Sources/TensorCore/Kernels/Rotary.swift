@@ -35,6 +35,28 @@ public struct RotaryTable: Sendable {
         self.cosines = cosines
         self.sines = sines
     }
+
+    private init(count: Int, headDim: Int, cosines: [Float], sines: [Float]) {
+        self.count = count
+        self.headDim = headDim
+        self.cosines = cosines
+        self.sines = sines
+    }
+
+    /// The angles of the tokens at `indices`, in that order.
+    public func rows(_ indices: [Int]) -> RotaryTable {
+        let half = headDim / 2
+        var newCosines: [Float] = []
+        var newSines: [Float] = []
+        newCosines.reserveCapacity(indices.count * half)
+        newSines.reserveCapacity(indices.count * half)
+        for index in indices {
+            if index < 0 || index >= count { fatalError("RotaryTable.rows: token \(index) outside 0..<\(count)") }
+            newCosines += cosines[(index * half)..<((index + 1) * half)]
+            newSines += sines[(index * half)..<((index + 1) * half)]
+        }
+        return RotaryTable(count: indices.count, headDim: headDim, cosines: newCosines, sines: newSines)
+    }
 }
 
 extension CPUKernels {
