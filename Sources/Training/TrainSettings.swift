@@ -42,6 +42,10 @@ public struct TrainSettings: Sendable, Equatable {
     /// Text tokens per example (prefix + separator + suffix + EOS), excluding the image tokens.
     public var maxLength: Int = 128
     public var skipBadRecords: Bool = false
+    /// Input limits of the dataset reader (`DatasetLimits`), settable like `palitrain validate`'s.
+    public var maxLineBytes: Int = 1 << 20
+    public var maxImagePixels: Int = 100_000_000
+    public var maxImageBytes: Int = 256 << 20
 
     // MARK: Distribution and numerics
     public var gradientCompression: String = "zstd-fp16"

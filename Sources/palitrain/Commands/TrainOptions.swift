@@ -32,6 +32,9 @@ enum TrainOptions {
         .value("seed", "N", default: "0", help: "seed of the data order"),
         .value("max-len", "N", default: "128", help: "model text length L as in big_vision (BOS, prefix, separator, suffix and EOS fill at most L + 1 tokens)"),
         .flag("skip-bad-records", help: "skip invalid records and report them instead of stopping"),
+        .value("max-line-bytes", "N", default: "1048576", help: "longest JSONL line in bytes"),
+        .value("max-image-pixels", "N", default: "100000000", help: "largest image, width x height, checked from its header"),
+        .value("max-image-bytes", "N", default: "268435456", help: "largest image file in bytes"),
 
         .value("grad-compression", "zstd-fp16|fp16|none", default: "zstd-fp16", help: "encoding of gradients in the all-reduce"),
         .value("on-overflow", "fallback-f32|skip-step", default: "fallback-f32", help: "what an inf or NaN after the fp16 cast triggers"),
@@ -134,6 +137,9 @@ enum TrainOptions {
         s.seed = seed
         s.maxLength = try positive("max-len", arguments)
         s.skipBadRecords = arguments.flag("skip-bad-records")
+        s.maxLineBytes = try positive("max-line-bytes", arguments)
+        s.maxImagePixels = try positive("max-image-pixels", arguments)
+        s.maxImageBytes = try positive("max-image-bytes", arguments)
 
         s.gradientCompression = try arguments.choice("grad-compression", ["zstd-fp16", "fp16", "none"])!
         s.onOverflow = try arguments.choice("on-overflow", ["fallback-f32", "skip-step"])!

@@ -10,6 +10,8 @@ struct TrainingDataSetup {
     let prepared: PreparedDataset
     let source: any TrainingDataSource
     let validExamples: [Example]
+    /// The dataset reader's input limits, from --max-line-bytes and the image options.
+    let limits: DatasetLimits
 
     var trainExampleCount: Int { source.examplesPerEpoch }
 
@@ -31,8 +33,13 @@ struct TrainingDataSetup {
         }
 
         // Only rank 0 decodes every image; the others check records and lengths only.
+        var limits = DatasetLimits()
+        limits.maxLineBytes = settings.maxLineBytes
+        limits.maxImagePixels = settings.maxImagePixels
+        limits.maxImageFileBytes = settings.maxImageBytes
+        self.limits = limits
         let options = ValidationOptions(
-            tokenizer: tokenizer, maxTextLength: settings.maxLength, imageSize: rank == 0 ? imageSize : nil,
+            limits: limits, tokenizer: tokenizer, maxTextLength: settings.maxLength, imageSize: rank == 0 ? imageSize : nil,
             threads: max(1, Threading.threadCount))
         prepared = try DatasetPreflight.run(datasetSource, options: options, skipBadRecords: settings.skipBadRecords)
         if let summary = prepared.skipSummary { log("[data] \(summary) (--skip-bad-records)") }
@@ -48,7 +55,7 @@ struct TrainingDataSetup {
             loaderCursor = try JSONDecoder().decode(LoaderCursor.self, from: Data(cursor))
         }
         let preparer = ExamplePreparer(
-            images: ImagePreprocessor(size: imageSize),
+            images: ImagePreprocessor(size: imageSize, limits: limits),
             sequences: try SequenceBuilder(tokenizer: tokenizer, textLength: settings.maxLength))
         source = try LoaderDataSource(
             examples: train, preparer: preparer, globalBatchSize: settings.globalBatchSize,
@@ -67,7 +74,8 @@ struct TrainingDataSetup {
         let validator = try Validator(
             examples: validExamples, tokenizer: tokenizer,
             settings: ValidationSettings(
-                batchSize: settings.evalBatchSize, maxNewTokens: settings.maxNewTokens, galleryCount: settings.gallerySize))
+                batchSize: settings.evalBatchSize, maxNewTokens: settings.maxNewTokens, galleryCount: settings.gallerySize,
+                limits: limits))
         let report = ReportWriter(outputDirectory: URL(fileURLWithPath: settings.outputDirectory))
         return { model, _ in
             let result = try validator.run(model)
