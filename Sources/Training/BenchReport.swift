@@ -92,6 +92,12 @@ public struct BenchReport {
                                 training.stepFlops / 1e9, achievedRate / 1e9, gemmRate / 1e9, 100 * achievedRate / gemmRate))
             let breakdown = phaseMedians.map { String(format: "%@ %.0f", $0.0, 1000 * $0.1) }.joined(separator: ", ")
             lines.append("breakdown (median ms per step): \(breakdown)")
+            lines.append(String(format: "CPU time of this process: median %.0f ms per step (%.2f cores busy)",
+                                1000 * median(training.cpuSeconds), median(training.cpuSeconds) / stepMedian))
+            let shapes = training.shapeRates.prefix(6).map { entry in
+                String(format: "%@ x%d: %.0f GFLOP/s", entry.shape.description, entry.count, entry.flopsPerSecond / 1e9)
+            }
+            lines.append("largest products (m x k x n, replayed alone): " + shapes.joined(separator: "; "))
         }
         if let decode {
             lines.append(String(format: "decode: median %.0f ms for %d new tokens per example (prefill %.0f ms, %.1f ms per later token)",
@@ -142,6 +148,11 @@ public struct BenchReport {
             object["mfu"] = achievedRate / gemmRate
             object["breakdown_ms"] = Dictionary(uniqueKeysWithValues: phaseMedians.map { ($0.0, 1000 * $0.1) })
             object["allreduce_bytes_sent"] = training.allReduce.bytesSent
+            object["cpu_ms_median"] = 1000 * median(training.cpuSeconds)
+            object["gemm_shapes"] = training.shapeRates.map { entry -> [String: Any] in
+                ["shape": entry.shape.description, "count": entry.count,
+                 "gflop": entry.shape.flops * Double(entry.count) / 1e9, "gflops": entry.flopsPerSecond / 1e9]
+            }
         }
         if let decode {
             object["decode_ms_median"] = 1000 * median(decode.totalSeconds)
@@ -189,6 +200,7 @@ public struct BenchReport {
         if let number = value as? Double, !number.isFinite { return NSNull() }
         if let list = value as? [Double] { return list.map { $0.isFinite ? $0 as Any : NSNull() } }
         if let dictionary = value as? [String: Any] { return dictionary.mapValues(finite) }
+        if let list = value as? [[String: Any]] { return list.map { $0.mapValues(finite) } }
         return value
     }
 }

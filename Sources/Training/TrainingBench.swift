@@ -34,6 +34,11 @@ public final class TrainingBench {
         public var gemmRates: [Double] = []
         /// The recorded products of one step.
         public var gemmLog: [GEMMShape: Int] = [:]
+        /// Each recorded shape, how often one step runs it, and its median replayed rate,
+        /// largest share of the step's flops first.
+        public var shapeRates: [(shape: GEMMShape, count: Int, flopsPerSecond: Double)] = []
+        /// CPU time (user and system) of this process during each timed step.
+        public var cpuSeconds: [Double] = []
         /// Bytes one rank sent per all-reduce, and the compression ratio.
         public var allReduce = AllReduceStats()
     }
@@ -57,9 +62,11 @@ public final class TrainingBench {
         for _ in 0..<options.warmupSteps { _ = try step() }
         for _ in 0..<options.steps {
             PhaseTimer.start()
+            let cpuStart = processCPUSeconds()
             let start = DispatchTime.now().uptimeNanoseconds
             let (loss, stats) = try step()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            result.cpuSeconds.append(processCPUSeconds() - cpuStart)
             var phases = PhaseTimer.stop()
             phases[StepPhase.other] = max(0, seconds - phases.values.reduce(0, +))
             result.stepSeconds.append(seconds)
@@ -72,11 +79,17 @@ public final class TrainingBench {
         GEMMLog.start()
         _ = try model.forwardBackward(batch, logits: .supervised)
         result.gemmLog = GEMMLog.stop()
+        var shapeSeconds: [GEMMShape: [Double]] = [:]
         for _ in 0..<options.gemmReplays {
-            let replay = GEMMLog.replay(result.gemmLog)
-            result.stepFlops = replay.flops
-            result.gemmRates.append(replay.flops / replay.seconds)
+            let shapes = GEMMLog.replayByShape(result.gemmLog)
+            let (flops, seconds) = (shapes.reduce(0) { $0 + $1.flops }, shapes.reduce(0) { $0 + $1.seconds })
+            result.stepFlops = flops
+            result.gemmRates.append(flops / seconds)
+            for entry in shapes { shapeSeconds[entry.shape, default: []].append(entry.seconds) }
         }
+        result.shapeRates = result.gemmLog.map { shape, count in
+            (shape, count, shape.flops * Double(count) / median(shapeSeconds[shape] ?? []))
+        }.sorted { $0.shape.flops * Double($0.count) > $1.shape.flops * Double($1.count) }
         return result
     }
 

@@ -87,13 +87,16 @@ public enum GEMMLog {
     /// Products that ran concurrently in the pass are replayed the same way: their copies are
     /// spread over the threads, each thread with its own operands.
     public static func replay(_ log: [GEMMShape: Int]) -> (flops: Double, seconds: Double) {
-        var flops = 0.0
-        var seconds = 0.0
-        for (shape, count) in log.sorted(by: { $0.key.flops > $1.key.flops }) {
-            flops += shape.flops * Double(count)
-            seconds += time(shape, count: count)
+        let shapes = replayByShape(log)
+        return (shapes.reduce(0) { $0 + $1.flops }, shapes.reduce(0) { $0 + $1.seconds })
+    }
+
+    /// The same replay, with the flops and seconds of each shape (all its copies together),
+    /// largest total flops first.
+    public static func replayByShape(_ log: [GEMMShape: Int]) -> [(shape: GEMMShape, count: Int, flops: Double, seconds: Double)] {
+        log.sorted { $0.key.flops * Double($0.value) > $1.key.flops * Double($1.value) }.map { shape, count in
+            (shape, count, shape.flops * Double(count), time(shape, count: count))
         }
-        return (flops, seconds)
     }
 
     private static func time(_ shape: GEMMShape, count: Int) -> Double {

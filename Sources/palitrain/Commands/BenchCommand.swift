@@ -26,7 +26,7 @@ struct BenchCommand: Command {
         .value("warmup", "N", default: "1", help: "untimed steps first"),
         .value("dtype", "f32|f16|bf16", default: "f32", help: "storage of generated weights (frozen ones stay in it)"),
         .value("trainable", "REGEX", default: "^llm/layers/attn/", help: "parameters that train"),
-        .value("remat", "auto|on|off", default: "auto", help: "rematerialise blocks in the backward pass (auto: on for decoder width >= 2048)"),
+        .value("remat", "auto|on|off", default: "auto", help: "rematerialise blocks in the backward pass (auto: as train decides, by activation memory)"),
         .value("grad-compression", "MODE", default: "zstd-fp16", help: "gradient all-reduce: zstd-fp16, fp16 or none"),
         .flag("no-precision-check", help: "with --compute bf16, skip the comparison against an f32 step"),
         .value("seed", "N", default: "0", help: "seed of the random weights and inputs"),
@@ -111,7 +111,11 @@ struct BenchRun {
             config: settings.config, dtype: settings.dtype, trainable: settings.trainable, seed: settings.seed)
         let model = PaliGemma(parameters: parameters)
         let config = parameters.config
-        model.rematerialize = settings.remat == "on" || (settings.remat == "auto" && config.llm.width >= 2048)
+        // auto: the trainer's rule, rematerialise when one micro-batch's stored activations
+        // exceed this rank's share of 4 GiB.
+        let activationBytes = model.storedActivationBytes(tokens: settings.batchSize * (config.vision.numTokens + settings.textLength))
+        model.rematerialize = settings.remat == "on"
+            || (settings.remat == "auto" && activationBytes > (4 << 30) / max(1, communicator.localSize))
         parameters.compute = settings.compute
         // Each local rank keeps its own bf16 copies; share the default budget between them.
         parameters.bf16CacheLimitBytes /= max(1, communicator.localSize)

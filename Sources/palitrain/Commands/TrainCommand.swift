@@ -75,8 +75,17 @@ struct TrainCommand: Command {
         }
         let weightsPath = resumeFolder.map { ($0 as NSString).appendingPathComponent("params.npz") } ?? settings.checkpoint
         let parameters = try ParameterStore(npz: NPZReader(path: weightsPath), trainable: settings.trainable)
+        // --compute bf16: frozen weights enter their products as bf16. Ranks on one machine
+        // share the budget for bf16 copies of weights the checkpoint does not store as bf16.
+        parameters.compute = ComputePrecision(rawValue: settings.compute) ?? .f32
+        parameters.bf16CacheLimitBytes /= max(1, communicator.localSize)
         let model = PaliGemma(parameters: parameters)
         let config = parameters.config
+        // Rematerialise when the stored activations of one micro-batch would take more than
+        // this rank's share of 4 GiB (pt-224 at 8 examples of 128 text tokens: about 10 GB).
+        let microBatch = max(1, settings.globalBatchSize / max(1, communicator.size * settings.gradientAccumulation))
+        let activationBytes = model.storedActivationBytes(tokens: microBatch * (config.vision.numTokens + settings.maxLength))
+        model.rematerialize = activationBytes > (4 << 30) / max(1, communicator.localSize)
 
         // 5. Length of the run is known once the data is; read the resume state first.
         let kind: OptimizerKind = settings.optimizer == "adamw"
@@ -114,7 +123,7 @@ struct TrainCommand: Command {
         if isRoot {
             try FileManager.default.createDirectory(atPath: settings.outputDirectory, withIntermediateDirectories: true)
             try writeResolvedConfig(settings, config: config, worldSize: communicator.size, totalSteps: totalSteps)
-            printSettings(settings, config: config, parameters: parameters, worldSize: communicator.size, threads: threads,
+            printSettings(settings, config: config, parameters: parameters, model: model, worldSize: communicator.size, threads: threads,
                           totalSteps: totalSteps, trainExamples: data.trainExampleCount, log: log)
         }
         try communicator.barrier()

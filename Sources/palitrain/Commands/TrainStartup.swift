@@ -38,7 +38,7 @@ extension TrainCommand {
 
     /// Prints the two-column start-up table on rank 0.
     static func printSettings(
-        _ settings: TrainSettings, config: PaliGemmaConfig, parameters: ParameterStore, worldSize: Int, threads: Int,
+        _ settings: TrainSettings, config: PaliGemmaConfig, parameters: ParameterStore, model: PaliGemma, worldSize: Int, threads: Int,
         totalSteps: Int, trainExamples: Int, log: (String) -> Void
     ) {
         let trainable = parameters.trainableNames.reduce(0) { $0 + parameters.shape(of: $1).reduce(1, *) }
@@ -51,6 +51,7 @@ extension TrainCommand {
         rows.append(("vision tower", "width \(config.vision.width), depth \(config.vision.depth)"))
         rows.append(("decoder", "width \(config.llm.width), depth \(config.llm.depth), vocabulary \(config.llm.vocabSize)"))
         rows.append(("parameters", "\(total) total, \(trainable) trainable"))
+        rows.append(("rematerialise blocks", model.rematerialize ? "yes (activations of one micro-batch exceed this rank's share of 4 GiB)" : "no"))
         let width = rows.map(\.0.count).max() ?? 0
         log("+" + String(repeating: "-", count: width + 2) + "+")
         for (key, value) in rows {
