@@ -18,7 +18,7 @@ public enum PaliGemmaInit {
     /// - `pt-224`, `pt-448`, `pt-896`: paligemma-3b (SigLIP So400m/14 + Gemma-2B) at that resolution.
     /// - `tiny`: the golden-test model (28-pixel images, width 32, depth 2).
     /// - `demo`: small enough to learn a simple detection task on two CPU cores in minutes:
-    ///   112-pixel images (64 tokens), ViT 192 wide × 4, Gemma 256 wide × 4.
+    ///   84-pixel images (36 tokens), ViT 192 wide × 4, Gemma 256 wide × 4.
     /// - `bench-small`: the 165M-parameter benchmark model (224-pixel images, ViT 384 × 6,
     ///   Gemma 512 × 6, real vocabulary).
     /// `vocabSize` nil selects 257152, except for `tiny`, whose default is the golden model's 1300.
@@ -40,7 +40,7 @@ public enum PaliGemmaInit {
                 llm: Language(width: 32, depth: 2, numHeads: 2, numKVHeads: 1, headDim: 16, mlpDim: 64, vocabSize: vocab))
         case "demo":
             return PaliGemmaConfig(
-                vision: Vision(imageSize: 112, patchSize: 14, width: 192, depth: 4, numHeads: 3, headDim: 64, mlpDim: 768),
+                vision: Vision(imageSize: 84, patchSize: 14, width: 192, depth: 4, numHeads: 3, headDim: 64, mlpDim: 768),
                 llm: Language(width: 256, depth: 4, numHeads: 4, numKVHeads: 1, headDim: 64, mlpDim: 1024, vocabSize: vocab))
         case "bench-small":
             return PaliGemmaConfig(

@@ -12,6 +12,9 @@ struct MakeDemoDataCommand: Command {
         .value("valid", "N", default: "100", help: "validation scenes"),
         .value("size", "PIXELS", default: "224", help: "side of each square scene"),
         .value("seed", "N", default: "0", help: "seed; the same seed gives the same files"),
+        .value(
+            "digit-scale", "MIN,MAX", default: "0.3,0.6",
+            help: "range of each digit's height as a fraction of the scene side, drawn uniformly per digit"),
         .value("digits", "FILE", help: "optdigits.csv to read (default: the copy built into palitrain)"),
     ]
 
@@ -30,10 +33,13 @@ struct MakeDemoDataCommand: Command {
             throw UsageError("option '--seed' expects a non-negative integer, found '\(arguments.string("seed") ?? "")'")
         }
 
+        let digitScale = try parseDigitScale(arguments.string("digit-scale") ?? "0.3,0.6")
+
         // 1. Scenes and annotations.
         let digitsPath = try arguments.string("digits") ?? bundledDigitsPath()
         let digits = try loadHandwrittenDigits(path: digitsPath)
-        let writer = DemoDatasetWriter(outputDirectory: output, sceneSize: size, seed: seed)
+        var writer = DemoDatasetWriter(outputDirectory: output, sceneSize: size, seed: seed)
+        writer.digitScale = digitScale
         let counts = try writer.write(digits: digits, trainCount: trainCount, validCount: validCount) { pixels, width, height in
             Array(try JPEGEncoder.encode(pixels: pixels, width: width, height: height, quality: 92))
         }
@@ -44,6 +50,16 @@ struct MakeDemoDataCommand: Command {
 
         print("make-demo-data: wrote \(counts.train) training and \(counts.valid) validation scenes (\(counts.objects) digits) to \(output)")
         print("make-demo-data: tokenizer \(tokenizerPath): \(tokenizer.vocabularySize) pieces")
+    }
+
+    /// Reads `MIN,MAX` with 0.05 <= MIN <= MAX <= 0.9.
+    static func parseDigitScale(_ text: String) throws -> ClosedRange<Double> {
+        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let low = parts[0], let high = parts[1], 0.05 <= low, low <= high, high <= 0.9 else {
+            throw UsageError(
+                "option '--digit-scale' expects MIN,MAX with 0.05 <= MIN <= MAX <= 0.9 (fractions of the scene side), found '\(text)'")
+        }
+        return low...high
     }
 
     /// The optdigits file copied next to the binary as a SwiftPM resource.

@@ -10,6 +10,8 @@ struct DemoDatasetWriter {
     let outputDirectory: String
     let sceneSize: Int
     let seed: UInt64
+    /// Digit side as a fraction of the scene side.
+    var digitScale: ClosedRange<Double> = DigitSceneComposer.defaultDigitScale
     /// Share of scenes with no digit (their suffix is empty).
     let emptyShare = 0.05
 
@@ -25,7 +27,7 @@ struct DemoDatasetWriter {
         // Every fifth digit is kept for validation scenes.
         let trainPool = digits.enumerated().filter { $0.offset % 5 != 0 }.map(\.element)
         let validPool = digits.enumerated().filter { $0.offset % 5 == 0 }.map(\.element)
-        let composer = DigitSceneComposer(size: sceneSize)
+        let composer = DigitSceneComposer(size: sceneSize, digitScale: digitScale)
 
         var objects = 0
         for (split, count, pool, splitSeed) in [("train", trainCount, trainPool, seed), ("valid", validCount, validPool, seed &+ 1_000_003)] {

@@ -80,7 +80,9 @@ struct SeededGenerator: RandomNumberGenerator {
 struct DigitSceneComposer {
     let size: Int
     /// Rendered digit side in pixels, as a fraction of the scene side.
-    let digitScale: ClosedRange<Double> = 0.18...0.45
+    var digitScale: ClosedRange<Double> = DigitSceneComposer.defaultDigitScale
+
+    static let defaultDigitScale: ClosedRange<Double> = 0.3...0.6
 
     /// Draws a scene holding `count` digits from `pool`.
     func compose(count: Int, pool: [HandwrittenDigit], rng: inout SeededGenerator) -> DigitScene {
