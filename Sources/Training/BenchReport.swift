@@ -193,15 +193,15 @@ public struct BenchReport {
             let cached = median(steps)
             let vision = median(result.training.phaseSeconds.map { $0[StepPhase.vision] ?? 0 })
             var lines = [String(format: "vision cache (%@ features, every image cached): step median %.0f ms (min %.0f, max %.0f) "
-                                + "over %d steps, vision phase %.0f ms; without the cache (above) %.0f ms: %.1f%% less time; "
+                                + "over %d steps, vision phase %.0f ms: %.1f%% of the step without the cache above; "
                                 + "lookups %d hits, %d misses",
                                 result.dtype.rawValue, 1000 * cached, 1000 * (steps.min() ?? 0), 1000 * (steps.max() ?? 0),
-                                steps.count, 1000 * vision, 1000 * stepMedian, 100 * (1 - cached / stepMedian),
+                                steps.count, 1000 * vision, 100 * cached / stepMedian,
                                 result.statistics.hits, result.statistics.misses)]
             let comparisons = result.precision.map { p in
                 String(format: "%@ loss relative difference %.2e, gradient relative L2 error %.2e (worst parameter %.2e, %@)",
                        p.dtype.rawValue, p.lossRelativeDifference, p.gradients.relativeError,
-                       p.gradients.worstParameterError, p.gradients.worstParameter)
+                       p.gradients.worstParameterError, p.gradients.worstParameter.isEmpty ? "none" : p.gradients.worstParameter)
             }
             lines.append("cached vs f32 features (same weights and batch): " + comparisons.joined(separator: "; "))
             return lines

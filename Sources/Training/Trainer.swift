@@ -127,7 +127,8 @@ public final class Trainer {
                    + "%.1f of its %.0f MiB (%@), did not store %d for lack of room, found %d keys with changed pixels",
                    totals.hits, totals.misses, 100 * Double(totals.hits) / Double(lookups), cache.entryCount,
                    Double(cache.storedBytes) / Double(1 << 20), Double(cache.budgetBytes) / Double(1 << 20),
-                   cache.dtype.rawValue, local.notStored, local.contentMismatches))
+                   cache.dtype.rawValue, local.notStored, local.contentMismatches)
+            + (local.keptAsF32 > 0 ? ", kept \(local.keptAsF32) in f32 because they exceed the f16 range" : ""))
     }
 
     // MARK: - One step

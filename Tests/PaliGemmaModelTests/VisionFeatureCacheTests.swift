@@ -1,3 +1,4 @@
+import Checkpoint
 @testable import PaliGemmaModel
 import TensorCore
 import XCTest
@@ -186,6 +187,29 @@ final class VisionFeatureCacheTests: XCTestCase {
         assertIdentical(try step(model, keyed), reference, "second step")
         XCTAssertEqual(cache.statistics.hits, 1)
         XCTAssertEqual(cache.statistics.misses, 3)
+    }
+
+    /// An encoder_norm scale of 1e5 puts the features beyond the f16 range: those images are
+    /// stored in f32, so the step equals the uncached one.
+    func testFeaturesBeyondF16RangeStayF32() throws {
+        let (a, b, _) = try images()
+        let npz = try Golden.reader("params.npz")
+        var arrays: [String: StoredArray] = [:]
+        for key in npz.keys { arrays[key] = try StoredArray(npz.array(key)) }
+        let scaleKey = try XCTUnwrap(arrays.keys.first { $0.hasSuffix(ParameterTable.Name.encoderNormScale) })
+        let scale = try XCTUnwrap(arrays[scaleKey]).toTensor()
+        arrays[scaleKey] = StoredArray(Tensor(shape: scale.shape, values: scale.scalars.map { $0 * 1e5 }), dtype: .f32)
+        let model = PaliGemma(parameters: try ParameterStore(arrays: arrays, trainable: headAndAttention))
+
+        let reference = try step(model, batch(a, b, keys: nil))
+        XCTAssertGreaterThan(reference.imgEncoded.map(abs).max() ?? 0, 65504, "the features must exceed the f16 range")
+        let cache = try model.enableVisionFeatureCache(budgetBytes: 1 << 20, dtype: .f16)
+        let keyed = try batch(a, b, keys: ["a", "b"])
+        assertIdentical(try step(model, keyed), reference, "miss step")
+        assertIdentical(try step(model, keyed), reference, "hit step")
+        XCTAssertEqual(cache.statistics.keptAsF32, 2)
+        XCTAssertEqual(cache.statistics.hits, 2)
+        XCTAssertEqual(cache.storedBytes, 2 * VisionFeatureCache.bytesPerImage(model.config, dtype: .f32))
     }
 
     func testBatchWithoutKeysBypassesCache() throws {
