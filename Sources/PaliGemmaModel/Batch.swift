@@ -21,11 +21,17 @@ public struct PaliGemmaBatch: Sendable {
     public let batchSize: Int
     /// Stored text length T+1.
     public let storedTextLength: Int
+    /// The identity of each example's image in the dataset, [B], which keys the vision-feature
+    /// cache. Nil means the images have no identity, and the cache is not used for them. Two
+    /// images with the same key must have the same pixels after the same preprocessing.
+    public let imageKeys: [String]?
 
     /// Tokens the model reads per example, T.
     public var modelTextLength: Int { storedTextLength - 1 }
 
-    public init(images: Tensor, text: [Int32], maskAR: [Int32], maskLoss: [Int32], maskInput: [Int32]? = nil) throws(PaliGemmaError) {
+    public init(
+        images: Tensor, text: [Int32], maskAR: [Int32], maskLoss: [Int32], maskInput: [Int32]? = nil, imageKeys: [String]? = nil
+    ) throws(PaliGemmaError) {
         guard images.rank == 4, images.shape[0] > 0 else {
             throw .invalidBatch(field: "images", reason: "expected shape [B, height, width, channels] with B > 0, got \(images.shape)")
         }
@@ -46,6 +52,9 @@ public struct PaliGemmaBatch: Sendable {
         if let bad = text.first(where: { $0 < 0 }) {
             throw .invalidBatch(field: "text", reason: "token ids must be non-negative, found \(bad)")
         }
+        if let imageKeys, imageKeys.count != batchSize {
+            throw .invalidBatch(field: "imageKeys", reason: "has \(imageKeys.count) keys but the batch has \(batchSize) images")
+        }
         self.images = images
         self.text = text
         self.maskAR = maskAR
@@ -53,6 +62,7 @@ public struct PaliGemmaBatch: Sendable {
         self.maskInput = maskInput
         self.batchSize = batchSize
         self.storedTextLength = length
+        self.imageKeys = imageKeys
     }
 
     /// Model input ids `text[:, :-1]`, flattened [B·T].

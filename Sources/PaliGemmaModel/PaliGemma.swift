@@ -4,7 +4,9 @@ import TensorCore
 ///
 /// The store's trainable pattern decides which parameters get gradients. Frozen weights cost no
 /// weight-gradient GEMMs. When nothing under `img/` is trainable, the backward pass stops at the
-/// decoder input and the vision tower keeps no activations.
+/// decoder input and the vision tower keeps no activations. When the vision encoder (every `img/`
+/// parameter except the head `img/head/`) is frozen, it runs one image at a time, and with the
+/// vision-feature cache on, the images the cache stores skip it and only run the head projection.
 public final class PaliGemma {
     typealias Name = ParameterTable.Name
 
@@ -35,7 +37,8 @@ public final class PaliGemma {
         public let logits: Tensor
         /// The (example, position) of each logits row.
         public let logitRows: [LogitRow]
-        /// Vision tokens after encoder_norm, before the head: [B, P, D_vit].
+        /// Vision tokens after encoder_norm, before the head: [B, P, D_vit]. They are rounded to
+        /// the storage dtype of the vision-feature cache when the cache served the batch.
         public let imgEncoded: Tensor
         /// Image tokens fed to the decoder, after the head: [B, P, D].
         public let zimg: Tensor
@@ -69,6 +72,10 @@ public final class PaliGemma {
     /// Vocabulary rows expanded at a time when the token table is stored as f16/bf16 and frozen.
     public var vocabularyChunk = 16_384
 
+    /// Encoder outputs reused across passes for batches with `imageKeys`. When nil (the
+    /// default), the whole vision tower runs on every image.
+    public private(set) var visionFeatureCache: VisionFeatureCache?
+
     public init(parameters: ParameterStore) {
         self.config = parameters.config
         self.parameters = parameters
@@ -78,6 +85,26 @@ public final class PaliGemma {
     /// Loads a model from checkpoint arrays; `trainable` is a regular expression over names.
     public convenience init(arrays: [String: StoredArray], trainable: String = "^llm/layers/attn/") throws(PaliGemmaError) {
         self.init(parameters: try ParameterStore(arrays: arrays, trainable: trainable))
+    }
+
+    /// Turns on the vision-feature cache, which stores at most `budgetBytes` of features in
+    /// `dtype`, and returns it. Throws when a vision encoder parameter (any `img/` name except
+    /// `img/head/`) trains, because the encoder's output then changes every step.
+    @discardableResult
+    public func enableVisionFeatureCache(budgetBytes: Int, dtype: DType = .f16) throws(VisionFeatureCacheError) -> VisionFeatureCache {
+        let trainable = VisionFeatureCache.trainableEncoderParameters(parameters)
+        if !trainable.isEmpty {
+            throw .encoderTrains(parameters: trainable, pattern: parameters.trainablePattern)
+        }
+        if budgetBytes <= 0 { throw .invalidBudget(bytes: budgetBytes) }
+        let cache = VisionFeatureCache(budgetBytes: budgetBytes, dtype: dtype)
+        visionFeatureCache = cache
+        return cache
+    }
+
+    /// Turns the vision-feature cache off and frees its entries.
+    public func disableVisionFeatureCache() {
+        visionFeatureCache = nil
     }
 
     /// Runs the forward pass and the loss, without gradients.
@@ -110,9 +137,10 @@ public final class PaliGemma {
         let layout = SequenceLayout(batch: B, imageTokens: P, textTokens: T)
 
         // 1. vision tower → zimg [B, P, D]
-        let (zimg, imgEncoded, visionCache) = PhaseTimer.measure(StepPhase.vision) {
-            VisionTower.forward(batch.images, parameters, keepCache: training && visionTrainable, rematerialize: rematerialize)
+        let vision = PhaseTimer.measure(StepPhase.vision) {
+            visionForward(batch, keepCache: training && visionTrainable)
         }
+        let zimg = vision.zimg
 
         // 2. text embeddings ·√D → [B·T, D]
         let inputIDs = batch.inputIDs
@@ -185,11 +213,15 @@ public final class PaliGemma {
                     TokenEmbedding.backward(dZtxt, ids: inputIDs, width: D, TokenEmbedding.Gradients(table: gradients.target(Name.embedding)))
                     gradients.markReady([Name.embedding])
                 }
-                // 1'. vision tower
-                if visionTrainable, let visionCache {
+                // 1'. vision tower, or only its head when the encoder is frozen
+                if visionTrainable {
                     PhaseTimer.measure(StepPhase.vision) {
                         let dZimg = Kernels.selectRows(dx, layout.imageRows).reshaped([B, P, D])
-                        VisionTower.backward(dZimg, visionCache, parameters, gradients)
+                        if let towerCache = vision.towerCache {
+                            VisionTower.backward(dZimg, towerCache, parameters, gradients)
+                        } else if let headCache = vision.headCache {
+                            headBackward(dZimg, headCache)
+                        }
                     }
                 }
             }
@@ -202,12 +234,59 @@ public final class PaliGemma {
         return Output(
             loss: loss.loss, exampleLoss: loss.exampleLoss, tokenNLL: tokenNLL,
             logits: rows == .allText ? logits.reshaped([B, T, config.llm.vocabSize]) : logits,
-            logitRows: logitRows, imgEncoded: imgEncoded, zimg: zimg,
+            logitRows: logitRows, imgEncoded: vision.imgEncoded, zimg: zimg,
             preLogits: tail.map { fullSequence(preLogits, tail: $0, length: L) } ?? preLogits,
             attentionMask: context.mask)
     }
 
     // MARK: - Pieces
+
+    /// The vision step's outputs and what its backward pass needs.
+    private struct VisionOutput {
+        /// [B, P, D]
+        let zimg: Tensor
+        /// [B, P, D_vit]
+        let imgEncoded: Tensor
+        /// The whole tower's state, when it ran with `keepCache` and a trainable encoder.
+        let towerCache: VisionTower.Cache?
+        /// The head's state, when it ran with `keepCache` and a frozen encoder.
+        let headCache: Dense.Cache?
+    }
+
+    /// Runs the vision tower. A trainable encoder runs on the whole batch and keeps what its
+    /// backward pass needs. A frozen encoder runs on one image at a time, and only on the images
+    /// that the feature cache (when on) does not store. The head then runs on the whole batch.
+    private func visionForward(_ batch: PaliGemmaBatch, keepCache: Bool) -> VisionOutput {
+        guard VisionFeatureCache.trainableEncoderParameters(parameters).isEmpty else {
+            let (zimg, imgEncoded, towerCache) = VisionTower.forward(
+                batch.images, parameters, keepCache: keepCache, rematerialize: rematerialize)
+            return VisionOutput(zimg: zimg, imgEncoded: imgEncoded, towerCache: towerCache, headCache: nil)
+        }
+
+        let store = parameters
+        let imgEncoded: Tensor
+        if let cache = visionFeatureCache, let keys = batch.imageKeys {
+            imgEncoded = cache.features(images: batch.images, keys: keys, compute: store.compute) { images in
+                VisionTower.encodeEachImage(images, store)
+            }
+        } else {
+            imgEncoded = VisionTower.encodeEachImage(batch.images, store)
+        }
+        let (zimg, headCache) = Dense.forward(imgEncoded, headParameters())
+        return VisionOutput(zimg: zimg, imgEncoded: imgEncoded, towerCache: nil, headCache: keepCache ? headCache : nil)
+    }
+
+    /// Runs the head projection's backward pass for a frozen encoder. The input gradient it
+    /// returns is dropped, because nothing before the head trains.
+    private func headBackward(_ dZimg: Tensor, _ cache: Dense.Cache) {
+        let targets = Dense.Gradients(kernel: gradients.target(Name.headKernel), bias: gradients.target(Name.headBias))
+        _ = Dense.backward(dZimg, cache, headParameters(), targets)
+        gradients.markReady([Name.headKernel, Name.headBias])
+    }
+
+    private func headParameters() -> Dense.Parameters {
+        Dense.Parameters(kernel: parameters.weight(Name.headKernel), bias: parameters.weights(Name.headBias))
+    }
 
     private func check(_ batch: PaliGemmaBatch) throws(PaliGemmaError) {
         let v = config.vision

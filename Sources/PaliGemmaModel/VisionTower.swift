@@ -48,6 +48,46 @@ enum VisionTower {
         return (zimg, imgEncoded, cache)
     }
 
+    /// Runs the encoder without the head on one image at a time, keeping no backward state.
+    /// Returns imgEncoded f32[B, P, D] (after encoder_norm) for images f32[B, height, width, C].
+    ///
+    /// OpenBLAS rounds a row of a product differently depending on where the row sits in the
+    /// matrix (by up to about 1e-6 with OpenBLAS 0.3.21 here). Run one image at a time, an image's
+    /// features do not depend on the other images of its batch, so features cached from one
+    /// batch equal those a later batch would compute, bit for bit. Each layer's weights are
+    /// still fetched once for all images.
+    static func encodeEachImage(_ images: Tensor, _ store: ParameterStore) -> Tensor {
+        let batchSize = images.shape[0]
+
+        // 1. patches → tokens, plus the learned position embedding
+        let patchParameters = PatchEmbedding.Parameters(
+            kernel: store.weight(Name.patchKernel), bias: store.weights(Name.patchBias))
+        let position = PositionEmbedding.Parameters(embedding: store.weights(Name.posEmbedding))
+        var tokens: [Tensor] = (0..<batchSize).map { b in
+            let (x, _) = PatchEmbedding.forward(images.rows(b..<(b + 1)), patchParameters, keepPatches: false)
+            return PositionEmbedding.forward(x, position)
+        }
+
+        // 2. encoder blocks, layer by layer
+        for layer in 0..<store.config.vision.depth {
+            let parameters = EncoderBlock.Parameters(store, layer: layer)
+            tokens = tokens.map { EncoderBlock.forward($0, parameters).0 }
+        }
+
+        // 3. encoder_norm, each image into its place in [B, P, D]
+        let norm = encoderNormParameters(store)
+        let perImage = tokens[0].count
+        var imgEncoded = Tensor(uninitialized: [batchSize] + Array(tokens[0].shape.dropFirst()))
+        imgEncoded.withUnsafeMutableBufferPointer { output in
+            for (b, x) in tokens.enumerated() {
+                LayerNorm.forward(x, norm).0.withUnsafeBufferPointer { normed in
+                    (output.baseAddress! + b * perImage).update(from: normed.baseAddress!, count: perImage)
+                }
+            }
+        }
+        return imgEncoded
+    }
+
     /// - dZimg: f32[B, P, D_llm]
     static func backward(_ dZimg: Tensor, _ cache: Cache, _ store: ParameterStore, _ gradients: GradientTable) {
         let depth = store.config.vision.depth

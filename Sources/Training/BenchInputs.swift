@@ -68,7 +68,9 @@ public enum BenchInputs {
                 maskLoss.append(isPrefix ? 0 : 1)
             }
         }
-        return try PaliGemmaBatch(images: images, text: text, maskAR: maskAR, maskLoss: maskLoss)
+        // Keys for the vision-feature cache: the images differ per seed and position.
+        let keys = (0..<batchSize).map { "bench seed \(seed) image \($0)" }
+        return try PaliGemmaBatch(images: images, text: text, maskAR: maskAR, maskLoss: maskLoss, imageKeys: keys)
     }
 
     /// A decoding prompt: B images and rows `[BOS, 7 random ids, SEP]` padded to `textLength`.

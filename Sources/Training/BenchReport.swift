@@ -37,6 +37,8 @@ public struct BenchReport {
     public var training: TrainingBench.Result?
     public var decode: DecodeBench.Result?
     public var precision: PrecisionComparison?
+    /// Steps with cached vision features (`--vision-cache`), reported apart from the headline.
+    public var visionCache: VisionCacheBench.Outcome?
     public var memory = ProcessMemory()
     /// Per rank: peak RSS, anonymous and file-backed resident MiB.
     public var rankMemory: [(peak: Double, anonymous: Double, file: Double)] = []
@@ -113,6 +115,7 @@ public struct BenchReport {
                                 precision.gradientRelativeError, precision.worstParameterError, precision.worstParameter,
                                 precision.gradientCosine))
         }
+        lines.append(contentsOf: visionCacheLines())
         let ranks = rankMemory.map { String(format: "%.0f", $0.peak) }.joined(separator: " + ")
         lines.append(String(format: "memory: peak RSS %.0f MiB on rank 0 (now %.0f MiB anonymous, %.0f MiB file-backed)%@",
                             memory.peakResidentMiB, memory.anonymousMiB, memory.fileMiB,
@@ -171,11 +174,60 @@ public struct BenchReport {
                 "grad_cosine": precision.gradientCosine,
             ]
         }
+        if let visionCache { object["vision_cache"] = visionCacheJSON(visionCache) }
         let sanitized = object.mapValues(Self.finite)
         guard let data = try? JSONSerialization.data(withJSONObject: sanitized, options: [.sortedKeys]) else {
             return "{}"
         }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: - Vision-feature cache
+
+    private func visionCacheLines() -> [String] {
+        switch visionCache {
+        case nil:
+            return []
+        case .unavailable(let reason):
+            return ["vision cache: not measured: \(reason)"]
+        case .measured(let result):
+            let steps = result.training.stepSeconds
+            let cached = median(steps)
+            let vision = median(result.training.phaseSeconds.map { $0[StepPhase.vision] ?? 0 })
+            var lines = [String(format: "vision cache (%@ features, every image cached): step median %.0f ms (min %.0f, max %.0f) "
+                                + "over %d steps, vision phase %.0f ms: %.1f%% of the step without the cache above; "
+                                + "lookups %d hits, %d misses",
+                                result.dtype.rawValue, 1000 * cached, 1000 * (steps.min() ?? 0), 1000 * (steps.max() ?? 0),
+                                steps.count, 1000 * vision, 100 * cached / stepMedian,
+                                result.statistics.hits, result.statistics.misses)]
+            let comparisons = result.precision.map { p in
+                String(format: "%@ loss relative difference %.2e, gradient relative L2 error %.2e (worst parameter %.2e, %@)",
+                       p.dtype.rawValue, p.lossRelativeDifference, p.gradients.relativeError,
+                       p.gradients.worstParameterError, p.gradients.worstParameter.isEmpty ? "none" : p.gradients.worstParameter)
+            }
+            lines.append("cached vs f32 features (same weights and batch): " + comparisons.joined(separator: "; "))
+            return lines
+        }
+    }
+
+    private func visionCacheJSON(_ outcome: VisionCacheBench.Outcome) -> [String: Any] {
+        switch outcome {
+        case .unavailable(let reason):
+            return ["unavailable": reason]
+        case .measured(let result):
+            return [
+                "dtype": result.dtype.rawValue,
+                "step_ms_median": 1000 * median(result.training.stepSeconds),
+                "step_ms": result.training.stepSeconds.map { 1000 * $0 },
+                "vision_ms_median": 1000 * median(result.training.phaseSeconds.map { $0[StepPhase.vision] ?? 0 }),
+                "hits": result.statistics.hits, "misses": result.statistics.misses,
+                "precision_vs_f32_features": result.precision.map { p -> [String: Any] in
+                    ["dtype": p.dtype.rawValue, "loss_f32": Double(p.lossReference), "loss": Double(p.loss),
+                     "loss_rel_diff": p.lossRelativeDifference, "grad_rel_l2": p.gradients.relativeError,
+                     "grad_worst_param_rel_l2": p.gradients.worstParameterError, "grad_worst_param": p.gradients.worstParameter]
+                },
+            ]
+        }
     }
 
     // MARK: - Helpers

@@ -17,10 +17,12 @@ public struct StepReport: Sendable {
     public var fallbackBuckets: Int
     public var skipped: Bool
     public var etaSeconds: Double
+    /// Vision-feature cache lookups of the step over all ranks, or nil when the cache is off.
+    public var visionCache: VisionCacheCounts?
 
     /// The values written to metrics.jsonl.
     public var metrics: [String: Double] {
-        [
+        var values: [String: Double] = [
             "train/loss": loss,
             "train/lr": learningRate,
             "train/grad_norm": gradientNorm,
@@ -32,6 +34,11 @@ public struct StepReport: Sendable {
             "comm/fallback_buckets": Double(fallbackBuckets),
             "train/skipped": skipped ? 1 : 0,
         ]
+        if let visionCache {
+            values["vision_cache/hits"] = Double(visionCache.hits)
+            values["vision_cache/misses"] = Double(visionCache.misses)
+        }
+        return values
     }
 
     /// One console line: step/total, loss, lr, grad norm, throughput, communication, ETA.
@@ -42,9 +49,22 @@ public struct StepReport: Sendable {
         text += " | grad norm \(format(gradientNorm, "%.3f"))"
         text += " | \(format(examplesPerSecond, "%.2f")) ex/s \(format(tokensPerSecond, "%.0f")) tok/s"
         text += " | sent \(format(Double(bytesSent) / 1_000_000, "%.2f")) MB x\(format(compressionRatio, "%.2f"))"
+        if let visionCache { text += " | vision cache \(visionCache.hits)/\(visionCache.hits + visionCache.misses) hits" }
         text += " | eta \(formatDuration(etaSeconds))"
         if skipped { text += " | update skipped (non-finite gradients)" }
         return text
+    }
+}
+
+/// Vision-feature cache lookups: images whose features came from the cache, and images that
+/// ran through the vision encoder.
+public struct VisionCacheCounts: Sendable, Equatable {
+    public var hits: Int
+    public var misses: Int
+
+    public init(hits: Int, misses: Int) {
+        self.hits = hits
+        self.misses = misses
     }
 }
 

@@ -52,6 +52,12 @@ public struct TrainSettings: Sendable, Equatable {
     /// What a non-finite fp16 gradient bucket triggers: `fallback-f32` or `skip-step`.
     public var onOverflow: String = "fallback-f32"
     public var compute: String = "f32"
+    /// MiB of vision-encoder outputs kept in memory per machine, shared equally by its ranks.
+    /// 0 turns the vision-feature cache off. The cache is off anyway when `img/` parameters
+    /// other than `img/head/` train.
+    public var visionCacheMB: Int = 2048
+    /// Storage of the cached features: `f16`, `bf16` or `f32`.
+    public var visionCacheDType: String = "f16"
     /// Threads per rank for kernels; 0 picks the cores available to this rank.
     public var threads: Int = 0
     public var checkReplicasEvery: Int = 50

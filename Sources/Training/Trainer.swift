@@ -32,6 +32,8 @@ public final class Trainer {
     /// Step of the checkpoint this process wrote last, so that a stop right after a scheduled
     /// checkpoint does not write the same folder again.
     private var lastSavedStep: Int?
+    /// Vision-feature cache hits and misses of every rank over the steps this process ran.
+    private var visionCacheTotals = VisionCacheCounts(hits: 0, misses: 0)
 
     public init(
         settings: TrainSettings, model: PaliGemma, communicator: any Communicator, data: any TrainingDataSource,
@@ -107,10 +109,26 @@ public final class Trainer {
             if stop && !isLast {
                 if isRoot { log("[train] stop requested after step \(step); writing a checkpoint and exiting") }
                 if lastSavedStep != step { try save(step: step) }
+                logVisionCacheSummary()
                 return false
             }
         }
+        logVisionCacheSummary()
         return true
+    }
+
+    /// Logs the vision-feature cache's counts on rank 0 at the end of a run.
+    private func logVisionCacheSummary() {
+        guard isRoot, let cache = model.visionFeatureCache else { return }
+        let totals = visionCacheTotals
+        let lookups = max(1, totals.hits + totals.misses)
+        let local = cache.statistics
+        log(String(format: "[vision-cache] %d hits and %d misses over all ranks (%.1f%% hits); rank 0 stores %d images in "
+                   + "%.1f of its %.0f MiB (%@), did not store %d for lack of room, found %d keys with changed pixels",
+                   totals.hits, totals.misses, 100 * Double(totals.hits) / Double(lookups), cache.entryCount,
+                   Double(cache.storedBytes) / Double(1 << 20), Double(cache.budgetBytes) / Double(1 << 20),
+                   cache.dtype.rawValue, local.notStored, local.contentMismatches)
+            + (local.keptAsF32 > 0 ? ", kept \(local.keptAsF32) in f32 because they exceed the f16 range" : ""))
     }
 
     // MARK: - One step
@@ -123,6 +141,7 @@ public final class Trainer {
         var localLossSum = 0.0
         var localExamples = 0
         var localTokens = 0
+        let cacheBefore = model.visionFeatureCache?.statistics ?? VisionFeatureCache.Statistics()
         for micro in 0..<microSteps {
             let batch = try data.batch(step: step - 1, microStep: micro)
             let output = try model.forwardBackward(batch, logits: .supervised, accumulate: micro > 0, lossScale: 1 / Float(microSteps))
@@ -139,9 +158,20 @@ public final class Trainer {
         faults?.injectBeforeAllReduce(gradients: buffers, names: names, rank: communicator.rank, worldSize: communicator.size, step: step)
         let stats = try reducer.allReduce(buffers: buffers)
 
-        // 3. Global loss and throughput figures: one small all-reduce.
-        let totals = try communicator.allReduce([localLossSum, Double(localExamples), Double(localTokens)], operation: .sum)
+        // 3. Global loss, throughput and vision-cache figures: one small all-reduce.
+        let cacheAfter = model.visionFeatureCache?.statistics ?? VisionFeatureCache.Statistics()
+        let totals = try communicator.allReduce(
+            [localLossSum, Double(localExamples), Double(localTokens),
+             Double(cacheAfter.hits - cacheBefore.hits), Double(cacheAfter.misses - cacheBefore.misses)],
+            operation: .sum)
         let loss = totals[0] / max(1, totals[1])
+        var visionCache: VisionCacheCounts?
+        if model.visionFeatureCache != nil {
+            let counts = VisionCacheCounts(hits: Int(totals[3]), misses: Int(totals[4]))
+            visionCacheTotals.hits += counts.hits
+            visionCacheTotals.misses += counts.misses
+            visionCache = counts
+        }
 
         // 4. Clip, then update with the scheduled learning rate. The reduced gradients are
         // bit-identical on every rank, so every rank takes the same decision here without
@@ -171,7 +201,7 @@ public final class Trainer {
             step: step, totalSteps: state.totalSteps, loss: loss, learningRate: rate, gradientNorm: norm,
             examplesPerSecond: totals[1] / seconds, tokensPerSecond: totals[2] / seconds, stepSeconds: seconds,
             bytesSent: stats.bytesSent, compressionRatio: stats.ratio, fallbackBuckets: stats.fallbackBuckets,
-            skipped: skipped, etaSeconds: 0)
+            skipped: skipped, etaSeconds: 0, visionCache: visionCache)
     }
 
     // MARK: - Replicas, validation, checkpoints

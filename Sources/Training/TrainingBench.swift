@@ -136,29 +136,49 @@ public struct PrecisionComparison: Sendable {
         let reference = names.map { model.gradients[$0]!.snapshot().scalars }
         model.parameters.compute = .bf16
         let rounded = try model.forwardBackward(batch, logits: .supervised)
+        let difference = GradientDifference(model, reference: reference)
+        return PrecisionComparison(
+            lossF32: exact.loss, lossBF16: rounded.loss,
+            gradientRelativeError: difference.relativeError,
+            worstParameterError: difference.worstParameterError, worstParameter: difference.worstParameter,
+            gradientCosine: difference.cosine)
+    }
+}
 
-        var (difference, norm, dot, roundedNorm) = (0.0, 0.0, 0.0, 0.0)
+/// How far a model's gradients are from reference gradients of the same trainable parameters.
+public struct GradientDifference: Sendable {
+    /// ‖g − g_ref‖ / ‖g_ref‖ over all trainable gradients together.
+    public let relativeError: Double
+    /// The largest of the same ratio taken per parameter, and its name.
+    public let worstParameterError: Double
+    public let worstParameter: String
+    /// Cosine similarity of the concatenated gradients.
+    public let cosine: Double
+
+    /// Compares `model.gradients` with `reference`, one array per trainable name in order.
+    public init(_ model: PaliGemma, reference: [[Float]]) {
+        let names = model.parameters.trainableNames
+        var (difference, norm, dot, otherNorm) = (0.0, 0.0, 0.0, 0.0)
         var worst = (0.0, "")
-        for (name, exactValues) in zip(names, reference) {
+        for (name, referenceValues) in zip(names, reference) {
             let values = model.gradients[name]!.snapshot().scalars
             var (d, n) = (0.0, 0.0)
             for i in values.indices {
-                let (a, b) = (Double(exactValues[i]), Double(values[i]))
+                let (a, b) = (Double(referenceValues[i]), Double(values[i]))
                 d += (a - b) * (a - b)
                 n += a * a
                 dot += a * b
-                roundedNorm += b * b
+                otherNorm += b * b
             }
             difference += d
             norm += n
             let ratio = n > 0 ? (d / n).squareRoot() : 0
             if ratio > worst.0 { worst = (ratio, name) }
         }
-        return PrecisionComparison(
-            lossF32: exact.loss, lossBF16: rounded.loss,
-            gradientRelativeError: norm > 0 ? (difference / norm).squareRoot() : 0,
-            worstParameterError: worst.0, worstParameter: worst.1,
-            gradientCosine: norm > 0 && roundedNorm > 0 ? dot / (norm * roundedNorm).squareRoot() : 1)
+        relativeError = norm > 0 ? (difference / norm).squareRoot() : 0
+        worstParameterError = worst.0
+        worstParameter = worst.1
+        cosine = norm > 0 && otherNorm > 0 ? dot / (norm * otherNorm).squareRoot() : 1
     }
 }
 

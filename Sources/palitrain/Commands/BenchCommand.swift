@@ -29,6 +29,8 @@ struct BenchCommand: Command {
         .value("remat", "auto|on|off", default: "auto", help: "rematerialise blocks in the backward pass (auto: as train decides, by activation memory)"),
         .value("grad-compression", "MODE", default: "zstd-fp16", help: "gradient all-reduce: zstd-fp16, fp16 or none"),
         .flag("no-precision-check", help: "with --compute bf16, skip the comparison against an f32 step"),
+        .flag("vision-cache", help: "also time steps whose vision features come from the feature cache (f16), reported "
+            + "apart from the headline step, and compare cached features with f32 ones"),
         .value("seed", "N", default: "0", help: "seed of the random weights and inputs"),
         .flag("json", help: "print one JSON object instead of the text report"),
     ]
@@ -63,6 +65,7 @@ struct BenchSettings {
     let remat: String
     let compression: GradientCompression
     let precisionCheck: Bool
+    let visionCache: Bool
     let seed: UInt64
     let json: Bool
 
@@ -83,6 +86,7 @@ struct BenchSettings {
         compression = GradientCompression(
             rawValue: try arguments.choice("grad-compression", GradientCompression.allCases.map(\.rawValue)) ?? "zstd-fp16")!
         precisionCheck = !arguments.flag("no-precision-check")
+        visionCache = arguments.flag("vision-cache")
         guard let seed = UInt64(arguments.string("seed") ?? "0") else {
             throw UsageError("option '--seed' expects a non-negative integer, found '\(arguments.string("seed") ?? "")'")
         }
@@ -142,6 +146,9 @@ struct BenchRun {
             options.steps = settings.steps
             options.warmupSteps = settings.warmup
             report.training = try TrainingBench(model: model, batch: batch, reducer: reducer, options: options).run()
+            if settings.visionCache {
+                report.visionCache = try VisionCacheBench.measure(model, batch, reducer: reducer, options: options)
+            }
         }
         report.load = (loadBefore, MachineLoad.sample())
 

@@ -13,6 +13,8 @@ final class LoaderDataSource: TrainingDataSource {
     let loader: ShardedLoader
     let gradientAccumulation: Int
     let examplesPerEpoch: Int
+    /// The settings besides the image file that decide an image's pixels, part of each image key.
+    let preprocessing: String
     /// The loader batch the next `batch(step:microStep:)` call must ask for.
     private var nextKey: Int
 
@@ -25,6 +27,7 @@ final class LoaderDataSource: TrainingDataSource {
     ) throws {
         self.gradientAccumulation = gradientAccumulation
         self.examplesPerEpoch = examples.count
+        self.preprocessing = Self.preprocessing(preparer.images)
         self.nextKey = startStep * gradientAccumulation
         loader = try ShardedLoader(
             examples: examples, preparer: preparer, globalBatch: globalBatchSize / gradientAccumulation,
@@ -53,6 +56,16 @@ final class LoaderDataSource: TrainingDataSource {
 
         let batch = try loader.next()
         let images = Tensor(shape: [batch.batchSize, batch.imageSize, batch.imageSize, 3], values: batch.image)
-        return try PaliGemmaBatch(images: images, text: batch.text, maskAR: batch.maskAR, maskLoss: batch.maskLoss)
+        let keys = batch.examples.map { "\(preprocessing) \($0.imagePath)" }
+        return try PaliGemmaBatch(images: images, text: batch.text, maskAR: batch.maskAR, maskLoss: batch.maskLoss, imageKeys: keys)
+    }
+
+    /// Describes the preprocessing settings that change an image's pixels, for the image keys
+    /// of the vision-feature cache.
+    /// NOTE: the loader applies no augmentation. With one that changes pixels every epoch, each
+    /// lookup would find other pixels under the key. The cache's pixel hash would then recompute
+    /// the features, so they stay correct, but nothing would be reused and the cache should be off.
+    static func preprocessing(_ images: ImagePreprocessor) -> String {
+        "size=\(images.size) dct=\(images.dctScaling)"
     }
 }

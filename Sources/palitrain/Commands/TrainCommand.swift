@@ -86,6 +86,7 @@ struct TrainCommand: Command {
         let microBatch = max(1, settings.globalBatchSize / max(1, communicator.size * settings.gradientAccumulation))
         let activationBytes = model.storedActivationBytes(tokens: microBatch * (config.vision.numTokens + settings.maxLength))
         model.rematerialize = activationBytes > (4 << 30) / max(1, communicator.localSize)
+        let visionCache = enableVisionCache(settings, model: model, localRanks: communicator.localSize)
 
         // 5. Length of the run is known once the data is; read the resume state first.
         let kind: OptimizerKind = settings.optimizer == "adamw"
@@ -124,7 +125,7 @@ struct TrainCommand: Command {
             try FileManager.default.createDirectory(atPath: settings.outputDirectory, withIntermediateDirectories: true)
             try writeResolvedConfig(settings, config: config, worldSize: communicator.size, totalSteps: totalSteps)
             printSettings(settings, config: config, parameters: parameters, model: model, worldSize: communicator.size, threads: threads,
-                          totalSteps: totalSteps, trainExamples: data.trainExampleCount, log: log)
+                          totalSteps: totalSteps, trainExamples: data.trainExampleCount, visionCache: visionCache, log: log)
         }
         try communicator.barrier()
 

@@ -39,6 +39,9 @@ enum TrainOptions {
         .value("grad-compression", "zstd-fp16|fp16|none", default: "zstd-fp16", help: "encoding of gradients in the all-reduce"),
         .value("on-overflow", "fallback-f32|skip-step", default: "fallback-f32", help: "what an inf or NaN after the fp16 cast triggers"),
         .value("compute", "f32|bf16", default: "f32", help: "precision of the frozen matmuls"),
+        .value("vision-cache-mb", "MIB", default: "2048", help: "MiB per machine (shared by its ranks) of vision-encoder outputs kept "
+            + "in memory and reused in later epochs while no img/ parameter except img/head/ trains; 0 turns the cache off"),
+        .value("vision-cache-dtype", "f16|bf16|f32", default: "f16", help: "storage of the cached vision features (f32 reproduces an uncached run bit for bit)"),
         .value("threads", "N", default: "0", help: "kernel threads per rank; 0 uses the cores available to the rank"),
         .value("check-replicas-every", "N", default: "50", help: "steps between parameter checksum comparisons across ranks; 0 only at checkpoints"),
         .value("comm-timeout", "SECONDS", default: "1800", help: "how long a rank waits for its peers before it stops with an error"),
@@ -144,6 +147,12 @@ enum TrainOptions {
         s.gradientCompression = try arguments.choice("grad-compression", ["zstd-fp16", "fp16", "none"])!
         s.onOverflow = try arguments.choice("on-overflow", ["fallback-f32", "skip-step"])!
         s.compute = try arguments.choice("compute", ["f32", "bf16"])!
+        s.visionCacheMB = try nonNegativeInt("vision-cache-mb", arguments)
+        // 16 TiB: far above any machine, and low enough that the byte count cannot overflow.
+        guard s.visionCacheMB <= 1 << 24 else {
+            throw UsageError("option '--vision-cache-mb' must be at most \(1 << 24) (16 TiB), found \(s.visionCacheMB)")
+        }
+        s.visionCacheDType = try arguments.choice("vision-cache-dtype", ["f16", "bf16", "f32"])!
         s.threads = try nonNegativeInt("threads", arguments)
         s.checkReplicasEvery = try nonNegativeInt("check-replicas-every", arguments)
         s.commTimeout = try nonNegative("comm-timeout", arguments)

@@ -1,5 +1,6 @@
 import Foundation
 import PaliGemmaModel
+import TensorCore
 import Training
 
 extension TrainCommand {
@@ -15,7 +16,8 @@ extension TrainCommand {
             ("max-grad-norm", "\(s.maxGradNorm)"), ("trainable", s.trainable), ("seed", "\(s.seed)"), ("max-len", "\(s.maxLength)"),
             ("skip-bad-records", "\(s.skipBadRecords)"),
             ("max-line-bytes", "\(s.maxLineBytes)"), ("max-image-pixels", "\(s.maxImagePixels)"), ("max-image-bytes", "\(s.maxImageBytes)"), ("grad-compression", s.gradientCompression), ("on-overflow", s.onOverflow),
-            ("compute", s.compute), ("threads", "\(s.threads)"), ("check-replicas-every", "\(s.checkReplicasEvery)"),
+            ("compute", s.compute), ("vision-cache-mb", "\(s.visionCacheMB)"), ("vision-cache-dtype", s.visionCacheDType),
+            ("threads", "\(s.threads)"), ("check-replicas-every", "\(s.checkReplicasEvery)"),
             ("comm-timeout", "\(s.commTimeout)"), ("eval-every", "\(s.evalEvery)"), ("max-new-tokens", "\(s.maxNewTokens)"),
             ("eval-batch-size", "\(s.evalBatchSize)"), ("gallery-size", "\(s.gallerySize)"), ("save-every", "\(s.saveEvery)"),
             ("keep-last", "\(s.keepLast)"), ("resume", s.resume),
@@ -36,10 +38,30 @@ extension TrainCommand {
         }
     }
 
+    /// Turns on the model's vision-feature cache with this rank's share of --vision-cache-mb,
+    /// unless it is 0 or the vision encoder trains, and returns the state for the start-up table.
+    static func enableVisionCache(_ settings: TrainSettings, model: PaliGemma, localRanks: Int) -> String {
+        guard settings.visionCacheMB > 0 else { return "off (--vision-cache-mb 0)" }
+        let ranks = max(1, localRanks)
+        let budget = settings.visionCacheMB * (1 << 20) / ranks
+        let dtype = DType(rawValue: settings.visionCacheDType) ?? .f16
+        do throws(VisionFeatureCacheError) {
+            try model.enableVisionFeatureCache(budgetBytes: budget, dtype: dtype)
+        } catch {
+            guard case .encoderTrains(let parameters, _) = error else { return "off: \(error)" }
+            return "off: --trainable '\(settings.trainable)' trains \(parameters.count) vision encoder parameters, "
+                + "so the features change every step"
+        }
+        let perImage = VisionFeatureCache.bytesPerImage(model.config, dtype: dtype)
+        let share = ranks > 1 ? " (\(settings.visionCacheMB) MiB shared by \(ranks) ranks on this machine)" : ""
+        return String(format: "%@, %.0f MiB per rank%@: up to %d images of %.0f KiB",
+                      dtype.rawValue, Double(budget) / Double(1 << 20), share, budget / perImage, Double(perImage) / 1024)
+    }
+
     /// Prints the two-column start-up table on rank 0.
     static func printSettings(
         _ settings: TrainSettings, config: PaliGemmaConfig, parameters: ParameterStore, model: PaliGemma, worldSize: Int, threads: Int,
-        totalSteps: Int, trainExamples: Int, log: (String) -> Void
+        totalSteps: Int, trainExamples: Int, visionCache: String, log: (String) -> Void
     ) {
         let trainable = parameters.trainableNames.reduce(0) { $0 + parameters.shape(of: $1).reduce(1, *) }
         let total = parameters.names.reduce(0) { $0 + parameters.shape(of: $1).reduce(1, *) }
@@ -51,6 +73,7 @@ extension TrainCommand {
         rows.append(("vision tower", "width \(config.vision.width), depth \(config.vision.depth)"))
         rows.append(("decoder", "width \(config.llm.width), depth \(config.llm.depth), vocabulary \(config.llm.vocabSize)"))
         rows.append(("parameters", "\(total) total, \(trainable) trainable"))
+        rows.append(("vision-feature cache", visionCache))
         rows.append(("rematerialise blocks", model.rematerialize ? "yes (activations of one micro-batch exceed this rank's share of 4 GiB)" : "no"))
         let width = rows.map(\.0.count).max() ?? 0
         log("+" + String(repeating: "-", count: width + 2) + "+")
