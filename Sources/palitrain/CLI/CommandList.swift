@@ -2,6 +2,7 @@
 enum CommandList {
     static let all: [CommandEntry] = [
         MakeDemoDataCommand.entry,
+        MakeTokenizerCommand.entry,
         ValidateCommand.entry,
         InitCommand.entry,
         TrainCommand.entry,
