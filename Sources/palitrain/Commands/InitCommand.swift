@@ -14,6 +14,7 @@ struct InitCommand: Command {
         .value("dtype", "f32|f16|bf16", default: "f32", help: "storage type of every array"),
         .value("vocab-size", "N", help: "vocabulary size (default: 257152, or 1300 for tiny)"),
         .value("tokenizer", "FILE.model", help: "size the vocabulary to this sentencepiece model instead of --vocab-size"),
+        .value("image-size", "PIXELS", help: "image side instead of the variant's own; a multiple of its patch size (14 for every variant)"),
         .value("seed", "N", default: "0", help: "seed of the random values"),
         .value(
             "loc-embedding", "random|sinusoidal", default: "random",
@@ -42,7 +43,14 @@ struct InitCommand: Command {
             throw UsageError("option '--vocab-size' must be at least 3 (pad, eos and bos), found \(vocabSize)")
         }
 
-        let config = try PaliGemmaInit.variant(named: variant, vocabSize: vocabSize)
+        var config = try PaliGemmaInit.variant(named: variant, vocabSize: vocabSize)
+        if let imageSize = try arguments.int("image-size") {
+            let patch = config.vision.patchSize
+            guard imageSize >= patch, imageSize % patch == 0, imageSize <= 4096 else {
+                throw UsageError("option '--image-size' must be a multiple of the patch size \(patch) between \(patch) and 4096, found \(imageSize)")
+            }
+            config.vision.imageSize = imageSize
+        }
         let specs = ParameterTable.specs(for: config)
         let locBase = try sinusoidalLocBase(arguments, vocabSize: config.llm.vocabSize)
         let sinCosPositions = try arguments.choice("vision-posemb", ["random", "sincos2d"]) == "sincos2d"
