@@ -40,10 +40,11 @@ public enum LocationEmbeddingInit {
     public static func patch(
         _ bytes: UnsafeMutableRawBufferPointer, dtype: DType, first: Int, count: Int, width: Int, locBase: Int
     ) {
-        let firstRow = first / width
-        let lastRow = (first + count - 1) / width
-        for rowIndex in max(firstRow, locBase)...max(firstRow, min(lastRow, locBase + binCount - 1)) {
-            guard rowIndex >= locBase, rowIndex < locBase + binCount else { continue }
+        guard count > 0 else { return }
+        let lowestRow = max(first / width, locBase)
+        let highestRow = min((first + count - 1) / width, locBase + binCount - 1)
+        guard lowestRow <= highestRow else { return }
+        for rowIndex in lowestRow...highestRow {
             let values = row(bin: rowIndex - locBase, width: width)
 
             // The part of this row inside the chunk, as element offsets into the row and the chunk.
