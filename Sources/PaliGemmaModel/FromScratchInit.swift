@@ -4,9 +4,9 @@ import TensorCore
 /// A smooth starting point for the 1024 `<locNNNN>` rows of the token table, for models trained
 /// from scratch.
 ///
-/// With random rows, each of the 1024 location tokens is a separate class that must be learned
-/// from the few examples whose boxes fall in its bin, and a prediction one bin off is as wrong as
-/// one 500 bins off. Rows made of sines and cosines of the bin index make neighbouring bins
+/// With random rows, each of the 1024 location tokens is a separate class, learned only from the
+/// few examples whose boxes fall in its bin. A prediction one bin off is then as wrong as one 500
+/// bins off. Rows made of sines and cosines of the bin index make neighbouring bins
 /// similar, both as inputs and, because the table is tied to the logits, as outputs: what the
 /// model learns for bin 400 carries over to bins 395 to 405. The released checkpoints already
 /// have trained rows and do not need this.
@@ -14,9 +14,9 @@ public enum LocationEmbeddingInit {
     /// The number of `<loc>` tokens.
     public static let binCount = 1024
 
-    /// Row `bin` of the table, `[width]`: pairs of sin and cos of `bin * frequency`, with the
-    /// frequencies spaced geometrically from one cycle over 4096 bins to one over 4 bins, scaled
-    /// so that the row's L2 norm is 1, as expected for the table's random rows (std 1/√width).
+    /// Returns row `bin` of the table, `[width]`: pairs of sin and cos of `bin * frequency`, with
+    /// the frequencies spaced geometrically from one cycle over 4096 bins to one over 4 bins.
+    /// The row's L2 norm is 1, as for the table's random rows (std 1/√width).
     public static func row(bin: Int, width: Int) -> [Float] {
         precondition(width >= 2, "LocationEmbeddingInit.row: width must be at least 2")
         let pairs = width / 2
@@ -68,8 +68,8 @@ public enum LocationEmbeddingInit {
 /// box. These values give every token its row and column from the first step, so the decoder can
 /// read positions off the image tokens at once; they remain trainable like learned ones.
 public enum VisionPositionInit {
-    /// The embedding of every patch, `[1, side * side, width]` flattened, patches in row-major
-    /// order. Each row is `[sin(y ω), cos(y ω), sin(x ω), cos(x ω)]` for the patch's row y and
+    /// Returns the embedding of every patch, `[1, side * side, width]` flattened, patches in
+    /// row-major order. Each row is `[sin(y ω), cos(y ω), sin(x ω), cos(x ω)]` for the patch's row y and
     /// column x, with `width / 4` frequencies ω from 1 down to 1/10000, spaced geometrically.
     public static func values(side: Int, width: Int) -> [Float] {
         precondition(width % 4 == 0 && width >= 8, "VisionPositionInit.values: width must be a multiple of 4, at least 8")
