@@ -29,6 +29,7 @@ struct BenchCommand: Command {
         .value("remat", "auto|on|off", default: "auto", help: "rematerialise blocks in the backward pass (auto: as train decides, by activation memory)"),
         .value("grad-compression", "MODE", default: "zstd-fp16", help: "gradient all-reduce: zstd-fp16, fp16 or none"),
         .flag("no-precision-check", help: "with --compute bf16, skip the comparison against an f32 step"),
+        .flag("keep-mapped-pages", help: "keep the pages of frozen weights mapped from a checkpoint resident instead of releasing them after each layer"),
         .value("seed", "N", default: "0", help: "seed of the random weights and inputs"),
         .flag("json", help: "print one JSON object instead of the text report"),
     ]
@@ -47,6 +48,12 @@ struct BenchCommand: Command {
     }
 }
 
+/// Returns the dtype the frozen weights are kept in: the checkpoint's, or `--dtype` for generated
+/// weights. Returns f32 when every parameter trains.
+private func storedDType(_ parameters: ParameterStore) -> DType {
+    parameters.names.first { !parameters.isTrainable($0) }.map { parameters.dtype(of: $0) } ?? .f32
+}
+
 /// The options of one benchmark, checked.
 struct BenchSettings {
     let config: String
@@ -63,6 +70,7 @@ struct BenchSettings {
     let remat: String
     let compression: GradientCompression
     let precisionCheck: Bool
+    let keepMappedPages: Bool
     let seed: UInt64
     let json: Bool
 
@@ -83,6 +91,7 @@ struct BenchSettings {
         compression = GradientCompression(
             rawValue: try arguments.choice("grad-compression", GradientCompression.allCases.map(\.rawValue)) ?? "zstd-fp16")!
         precisionCheck = !arguments.flag("no-precision-check")
+        keepMappedPages = arguments.flag("keep-mapped-pages")
         guard let seed = UInt64(arguments.string("seed") ?? "0") else {
             throw UsageError("option '--seed' expects a non-negative integer, found '\(arguments.string("seed") ?? "")'")
         }
@@ -107,8 +116,11 @@ struct BenchRun {
         Threading.setThreadCount(threads)
 
         let loadBefore = MachineLoad.sample()
+        let memoryBefore = MachineMemory.current()
+        let memorySampler = communicator.rank == 0 ? MachineMemorySampler() : nil
         let parameters = try BenchInputs.parameters(
             config: settings.config, dtype: settings.dtype, trainable: settings.trainable, seed: settings.seed)
+        parameters.releasesMappedPages = !settings.keepMappedPages
         let model = PaliGemma(parameters: parameters)
         let config = parameters.config
         // auto: the trainer's rule, rematerialise when one micro-batch's stored activations
@@ -125,8 +137,8 @@ struct BenchRun {
         var report = BenchReport(
             setup: BenchReport.Setup(
                 config: settings.config, batchSize: settings.batchSize, textLength: settings.textLength,
-                compute: settings.compute, weightDType: settings.dtype, rematerialize: model.rematerialize,
-                ranks: communicator.size, threads: threads),
+                compute: settings.compute, weightDType: storedDType(parameters), rematerialize: model.rematerialize,
+                ranks: communicator.size, threads: threads, releasesMappedPages: parameters.releasesMappedPages),
             model: config)
         if settings.decode {
             let prompt = try BenchInputs.decodePrompt(config, batchSize: settings.batchSize, textLength: settings.textLength, seed: seed)
@@ -154,6 +166,10 @@ struct BenchRun {
         let gathered = try communicator.allReduce(slots, operation: .sum)
         report.rankMemory = (0..<communicator.size).map { (gathered[3 * $0], gathered[3 * $0 + 1], gathered[3 * $0 + 2]) }
         report.memory = memory
+        if let memorySampler {
+            // Every rank has reached the all-reduce above, so no rank has exited yet.
+            report.machineMemory = (memoryBefore, memorySampler.stop(), MachineMemory.current())
+        }
         if communicator.rank == 0 {
             print(settings.json ? report.json() : report.text())
             fflush(nil)
