@@ -44,13 +44,15 @@ public final class ParameterStore {
     /// and are faulted in again on the next use. This matters wherever memory is accounted per
     /// process from the resident set size (VmRSS counts the mapped file pages a process has
     /// touched): with four ranks on one machine, each rank otherwise reports the whole
-    /// checkpoint, and the OOM killer also counts those pages. It changes no value; arrays
-    /// generated or copied into memory are never affected.
+    /// checkpoint. It changes no value, and arrays generated or copied into memory are never
+    /// affected.
     ///
-    /// On by default, for every process. Cost: faulting the pages in again, about 0.1 s of CPU
-    /// time per GiB read, which is 5 to 10 % of a pt-224 bf16 step in one process (see
-    /// Docs/benchmarks.md). A process that is alone on its machine and not limited by RSS
-    /// accounting can turn it off.
+    /// Cost: the pages are faulted in again on every use. A pt-224 bf16 step took 16 to 28 %
+    /// longer in one process with two threads, 3 % longer with two single-thread ranks, and
+    /// twice as long with four ranks on two cores (Docs/benchmarks.md). `palitrain bench`
+    /// turns it on only when several ranks share the machine. It is on by default so that a
+    /// caller that does not decide keeps the smaller footprint.
+    /// TODO: `palitrain train` does not decide yet. It should set this as the bench does.
     public var releasesMappedPages = true
     /// Every array of the checkpoint that lies in a file mapping, trainable sources included.
     private let mappedArrays: [StoredArray]

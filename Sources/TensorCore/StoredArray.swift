@@ -188,7 +188,7 @@ public struct StoredArray: @unchecked Sendable {
     /// (`isFileMapped`). Returns whether pages were released.
     ///
     /// The values do not change: the next read faults each page in again from the kernel's
-    /// page cache, or from the file when the cache no longer holds it. The range is widened to
+    /// page cache, or from the file when the cache no longer contains it. The range is widened to
     /// whole pages, so a page shared with a neighbouring array of the same mapping is dropped
     /// as well and comes back the same way. Memory that the array owns, or borrows from anything
     /// other than a file mapping, is left alone and the call returns false, because there

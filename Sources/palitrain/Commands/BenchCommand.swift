@@ -29,7 +29,8 @@ struct BenchCommand: Command {
         .value("remat", "auto|on|off", default: "auto", help: "rematerialise blocks in the backward pass (auto: as train decides, by activation memory)"),
         .value("grad-compression", "MODE", default: "zstd-fp16", help: "gradient all-reduce: zstd-fp16, fp16 or none"),
         .flag("no-precision-check", help: "with --compute bf16, skip the comparison against an f32 step"),
-        .flag("keep-mapped-pages", help: "keep the pages of frozen weights mapped from a checkpoint resident instead of releasing them after each layer"),
+        .value("release-mapped-pages", "auto|on|off", default: "auto",
+               help: "release the pages of a memory-mapped checkpoint after each layer (auto: when several ranks share this machine)"),
         .value("seed", "N", default: "0", help: "seed of the random weights and inputs"),
         .flag("json", help: "print one JSON object instead of the text report"),
     ]
@@ -70,7 +71,7 @@ struct BenchSettings {
     let remat: String
     let compression: GradientCompression
     let precisionCheck: Bool
-    let keepMappedPages: Bool
+    let releaseMappedPages: String
     let seed: UInt64
     let json: Bool
 
@@ -91,7 +92,7 @@ struct BenchSettings {
         compression = GradientCompression(
             rawValue: try arguments.choice("grad-compression", GradientCompression.allCases.map(\.rawValue)) ?? "zstd-fp16")!
         precisionCheck = !arguments.flag("no-precision-check")
-        keepMappedPages = arguments.flag("keep-mapped-pages")
+        releaseMappedPages = try arguments.choice("release-mapped-pages", ["auto", "on", "off"]) ?? "auto"
         guard let seed = UInt64(arguments.string("seed") ?? "0") else {
             throw UsageError("option '--seed' expects a non-negative integer, found '\(arguments.string("seed") ?? "")'")
         }
@@ -120,7 +121,10 @@ struct BenchRun {
         let memorySampler = communicator.rank == 0 ? MachineMemorySampler() : nil
         let parameters = try BenchInputs.parameters(
             config: settings.config, dtype: settings.dtype, trainable: settings.trainable, seed: settings.seed)
-        parameters.releasesMappedPages = !settings.keepMappedPages
+        // auto: only when ranks share the page cache. One process pays for the faults (16 to
+        // 28 % of a pt-224 step, Docs/benchmarks.md) and gains only in RSS accounting.
+        parameters.releasesMappedPages = settings.releaseMappedPages == "on"
+            || (settings.releaseMappedPages == "auto" && communicator.localSize > 1)
         let model = PaliGemma(parameters: parameters)
         let config = parameters.config
         // auto: the trainer's rule, rematerialise when one micro-batch's stored activations
