@@ -39,8 +39,8 @@ public struct ProcessMemory: Sendable {
 public struct MachineMemory: Sendable {
     /// MemTotal.
     public var totalMiB = 0.0
-    /// Memory that processes and the kernel hold and cannot give back: MemTotal − MemAvailable.
-    /// The page cache is not included, except the part the kernel cannot reclaim.
+    /// Memory in use by processes and the kernel, estimated as MemTotal − MemAvailable. The
+    /// kernel counts most of the page cache as available, so it is mostly not included.
     public var usedMiB = 0.0
     /// The page cache (Cached): file pages in memory, a memory-mapped checkpoint among them,
     /// held once however many processes map the file.
