@@ -86,4 +86,10 @@ final class ByteStorage: @unchecked Sendable {
     var bytes: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: base, count: count)
     }
+
+    /// True for a read-only mapping of a file, made by `map(path:)`.
+    var isFileMapping: Bool {
+        if case .unmap = release { return true }
+        return false
+    }
 }

@@ -33,6 +33,11 @@ public struct NPYArray: @unchecked Sendable {
     /// Number of elements, 1 for a scalar (shape `()`).
     public var count: Int { shape.reduce(1, *) }
 
+    /// True when the bytes lie in the read-only memory mapping of the file: an `.npy` file, or a
+    /// stored member of an archive, opened by path. False for a heap copy, such as a deflated
+    /// member or a file read from memory.
+    public var isMemoryMapped: Bool { storage.isFileMapping }
+
     /// True when the data's address is a multiple of the element size.
     public var isAligned: Bool {
         storage.base.map { Int(bitPattern: $0 + offset) % elementType.byteSize == 0 } ?? true

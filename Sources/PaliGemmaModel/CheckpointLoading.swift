@@ -22,7 +22,7 @@ extension StoredArray {
         // The pointer outlives the closure, which is safe because `owner` keeps the mapping
         // alive for as long as this StoredArray exists.
         let bytes = array.withUnsafeBytes { $0 }
-        try self.init(dtype: dtype, shape: array.shape, unsafeBytes: bytes, owner: owner)
+        try self.init(dtype: dtype, shape: array.shape, unsafeBytes: bytes, owner: owner, fileMapped: array.isMemoryMapped)
     }
 }
 

@@ -3,7 +3,9 @@ import TensorCore
 /// The Gemma decoder stack: decoder blocks then final_norm, over the joint image+text sequence.
 ///
 /// Backward runs the blocks in exact reverse order. Layer weights are fetched from the store
-/// per layer, so frozen f16/bf16 weights are expanded to f32 one layer at a time.
+/// per layer, so frozen f16/bf16 weights are expanded to f32 one layer at a time, and the pages
+/// of a memory-mapped checkpoint are released after each block (see
+/// `ParameterStore.releasesMappedPages`).
 enum LanguageModel {
     typealias Name = ParameterTable.Name
 
@@ -30,6 +32,7 @@ enum LanguageModel {
             let (y, cache) = DecoderBlock.forward(x, parameters, context, tail: layer == depth - 1 ? tail : nil)
             if keepCache { blockCaches.append(rematerialize ? .input(x) : .stored(cache)) }
             x = y
+            store.releaseMappedPages()
         }
 
         // 2. final_norm
@@ -72,6 +75,7 @@ enum LanguageModel {
                 dx, blockCache, parameters, DecoderBlock.Gradients(gradients, layer: layer), context,
                 tail: layerTail, inputGradient: layer > 0 || needInputGradient)
             gradients.markReady(blockNames, layer: layer)
+            store.releaseMappedPages()
             guard let blockGradient else { return nil }
             dx = blockGradient
         }

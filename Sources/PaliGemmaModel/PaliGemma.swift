@@ -69,7 +69,8 @@ public final class PaliGemma {
         set { gradients.readyHandler = newValue }
     }
 
-    /// Vocabulary rows expanded at a time when the token table is stored as f16/bf16 and frozen.
+    /// Vocabulary rows expanded at a time when the token table is stored as f16/bf16 and frozen,
+    /// or read at a time when the pages of a mapped bf16 table are released in bf16 compute.
     public var vocabularyChunk = 16_384
 
     /// Encoder outputs reused across passes for batches with `imageKeys`. When nil (the
@@ -153,6 +154,7 @@ public final class PaliGemma {
             Kernels.addRows(ztxt, at: layout.textRows, into: &x)
 
             // 4. prefix-LM mask and RoPE positions 0..<L
+            parameters.releaseMappedPages()
             return (x, attentionContext(batch, layout))
         }
 
@@ -166,7 +168,7 @@ public final class PaliGemma {
 
         // 6. rows that get logits: position P + t predicts text[t + 1]
         let rowIndices = logitRows.map { $0.example * Lq + (P + $0.position - (L - Lq)) }
-        let head = tiedLogitsParameters()
+        let head = tiedLogitsParameters(releasingPages: true)
         let (selected, logits) = PhaseTimer.measure(StepPhase.logits) {
             let selected = Kernels.selectRows(preLogits, rowIndices)
 
@@ -346,17 +348,29 @@ public final class PaliGemma {
         return .float(parameters.weights(Name.embedding))
     }
 
-    func tiedLogitsParameters() -> TiedLogits.Parameters {
+    /// Returns the parameters of the tied output projection over the token table. With
+    /// `releasingPages` and the store's `releasesMappedPages`, the pages of a memory-mapped
+    /// table are released after each chunk.
+    func tiedLogitsParameters(releasingPages: Bool = false) -> TiedLogits.Parameters {
         let store = parameters
         let frozen = parameters.frozenArray(Name.embedding)
+        let isBF16 = parameters.isBF16Operand(Name.embedding)
+        let releases = releasingPages && store.releasesMappedPages && frozen?.isFileMapped == true
+
         // One chunk when the table is used in place (f32, or bf16 for bf16 products); chunks of
-        // rows converted one at a time otherwise.
-        let inPlace = frozen == nil || (parameters.isBF16Operand(Name.embedding)
+        // rows converted one at a time otherwise. A mapped bf16 table whose pages are released
+        // is read in chunks as well, so that only one chunk of it is resident at a time (the
+        // pt-224 table is 1 GB). Chunks change the order in which the backward pass sums dx
+        // over the vocabulary. An f32 table keeps one chunk, so f32 results stay bit-identical
+        // with and without page release.
+        let inPlace = frozen == nil || (isBF16
             ? frozen!.isUsableAsBF16 || parameters.bf16Copies[Name.embedding] != nil
             : frozen!.isBorrowableAsFloat)
-        return TiedLogits.Parameters(vocabSize: config.llm.vocabSize, chunkSize: inPlace ? config.llm.vocabSize : vocabularyChunk) {
-            store.weightRows(Name.embedding, $0) as Weight
-        }
+        let chunked = !inPlace || (releases && isBF16 && parameters.bf16Copies[Name.embedding] == nil)
+        return TiedLogits.Parameters(
+            vocabSize: config.llm.vocabSize, chunkSize: chunked ? vocabularyChunk : config.llm.vocabSize,
+            weightRows: { store.weightRows(Name.embedding, $0) as Weight },
+            afterChunk: releases ? { store.releaseMappedPages() } : nil)
     }
 }
 

@@ -36,6 +36,26 @@ public final class ParameterStore {
     /// Whole frozen arrays rounded to bf16 once, by name.
     var bf16Copies: [String: StoredArray] = [:]
 
+    /// Whether the arrays that lie in a memory-mapped checkpoint give their pages back after
+    /// each use. The model then calls `releaseMappedPages()` after each block and after each
+    /// use of the token table, so this process keeps about one layer of the file resident.
+    ///
+    /// The pages stay in the kernel's page cache, shared by every process that maps the file,
+    /// and are faulted in again on the next use. This matters wherever memory is accounted per
+    /// process from the resident set size (VmRSS counts the mapped file pages a process has
+    /// touched): with four ranks on one machine, each rank otherwise reports the whole
+    /// checkpoint. It changes no value, and arrays generated or copied into memory are never
+    /// affected.
+    ///
+    /// Cost: the pages are faulted in again on every use. A pt-224 bf16 step took 16 to 28 %
+    /// longer in one process with two threads, 3 % longer with two single-thread ranks, and
+    /// twice as long with four ranks on two cores (Docs/benchmarks.md). `palitrain train` and
+    /// `palitrain bench` turn it on only when several ranks share the machine. It is on by
+    /// default so that a caller that does not decide keeps the smaller footprint.
+    public var releasesMappedPages = true
+    /// Every array of the checkpoint that lies in a file mapping, trainable sources included.
+    private let mappedArrays: [StoredArray]
+
     /// Takes the arrays of a checkpoint (names with or without `params/`) and infers the config.
     public convenience init(arrays: [String: StoredArray], trainable pattern: String) throws(PaliGemmaError) {
         var shapes: [String: [Int]] = [:]
@@ -62,9 +82,19 @@ public final class ParameterStore {
         for spec in specList {
             let array = plain[spec.name]!
             let isTrainable = (try? regex.firstMatch(in: spec.name)) != nil
-            // Trainable values are copied into owned f32 memory because the optimizer writes them.
-            storage[spec.name] = isTrainable ? .trainable(array.toTensor().ownedCopy()) : .frozen(array)
+            guard isTrainable else {
+                storage[spec.name] = .frozen(array)
+                continue
+            }
+
+            // Trainable values live in owned f32 memory because the optimizer writes them.
+            // `toTensor()` converts f16/bf16 into new memory already; only borrowed f32 needs a
+            // copy. The stored bytes are never read again, so their mapped pages can go.
+            let values = array.toTensor()
+            storage[spec.name] = .trainable(array.isBorrowableAsFloat ? values.ownedCopy() : values)
+            array.releaseResidentPages()
         }
+        self.mappedArrays = specList.compactMap { plain[$0.name] }.filter(\.isFileMapped)
         self.config = config
         self.trainablePattern = pattern
         self.names = specList.map(\.name)
@@ -108,12 +138,14 @@ public final class ParameterStore {
     }
 
     /// Calls `body` with the dtype and little-endian bytes of `name` as held, without copying
-    /// (for writing checkpoints). The bytes are valid only inside `body`.
+    /// (for writing checkpoints). The bytes are valid only inside `body`. With
+    /// `releasesMappedPages`, the pages of a file-mapped array are released after `body`.
     public func withStoredBytes<R>(_ name: String, _ body: (DType, UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch entry(name) {
         case .trainable(let tensor):
             return try tensor.withUnsafeBufferPointer { try body(.f32, UnsafeRawBufferPointer($0)) }
         case .frozen(let array):
+            defer { if releasesMappedPages { array.releaseResidentPages() } }
             return try array.withUnsafeBytes { try body(array.dtype, $0) }
         }
     }
@@ -180,6 +212,24 @@ public final class ParameterStore {
     func frozenArray(_ name: String) -> StoredArray? {
         if case .frozen(let array) = entry(name) { return array }
         return nil
+    }
+
+    // MARK: - Releasing mapped pages
+
+    /// Releases the resident pages of every array that lies in a file mapping, when
+    /// `releasesMappedPages` is on (see there). Call it when no weight handed out by this store
+    /// is being read: a later read still returns the same values, but faults its pages in again.
+    ///
+    /// Every mapped array is released, not only those used since the last call, because a read
+    /// fault also maps neighbouring pages of the page cache (fault-around, or a whole large
+    /// folio), which may belong to a layer released before. A call on pages that are not mapped
+    /// costs little: about 0.07 ms for the whole 5.4 GiB pt-224 bf16 file on the machine of
+    /// Docs/benchmarks.md.
+    public func releaseMappedPages() {
+        guard releasesMappedPages, !mappedArrays.isEmpty else { return }
+        PhaseTimer.measure(StepPhase.pageRelease) {
+            for array in mappedArrays { array.releaseResidentPages() }
+        }
     }
 
     private func expandFrozen(_ array: StoredArray, scratchKey: String) -> Tensor {

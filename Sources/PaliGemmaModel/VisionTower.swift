@@ -4,7 +4,9 @@ import TensorCore
 ///
 /// Forward: patch embedding, position embedding, encoder blocks, encoder_norm, head.
 /// Backward runs the same steps in exact reverse order. Layer weights are fetched from the
-/// store per layer, so frozen f16/bf16 weights are expanded to f32 one layer at a time.
+/// store per layer, so frozen f16/bf16 weights are expanded to f32 one layer at a time, and the
+/// pages of a memory-mapped checkpoint are released after each block (see
+/// `ParameterStore.releasesMappedPages`).
 enum VisionTower {
     typealias Name = ParameterTable.Name
 
@@ -30,6 +32,7 @@ enum VisionTower {
         var (x, patchCache) = PatchEmbedding.forward(
             images, patchParameters, keepPatches: keepCache && store.isTrainable(Name.patchKernel))
         x = PositionEmbedding.forward(x, PositionEmbedding.Parameters(embedding: store.weights(Name.posEmbedding)))
+        store.releaseMappedPages()
 
         // 2. encoder blocks
         var blockCaches: [BlockCache<EncoderBlock.Cache>] = []
@@ -37,11 +40,13 @@ enum VisionTower {
             let (y, cache) = EncoderBlock.forward(x, EncoderBlock.Parameters(store, layer: layer))
             if keepCache { blockCaches.append(rematerialize ? .input(x) : .stored(cache)) }
             x = y
+            store.releaseMappedPages()
         }
 
         // 3. encoder_norm, then the head projection to the decoder width
         let (imgEncoded, normCache) = LayerNorm.forward(x, encoderNormParameters(store))
         let (zimg, headCache) = Dense.forward(imgEncoded, headParameters(store))
+        store.releaseMappedPages()
 
         let cache = keepCache
             ? Cache(patch: patchCache, blocks: blockCaches, encoderNorm: normCache, head: headCache) : nil
@@ -100,6 +105,7 @@ enum VisionTower {
             scale: gradients.target(Name.encoderNormScale), bias: gradients.target(Name.encoderNormBias))
         dx = LayerNorm.backward(dx, cache.encoderNorm, encoderNormParameters(store), norm)
         gradients.markReady([Name.encoderNormScale, Name.encoderNormBias])
+        store.releaseMappedPages()
 
         // 2'. encoder blocks, last first
         for layer in (0..<depth).reversed() {
@@ -111,6 +117,7 @@ enum VisionTower {
             }
             dx = EncoderBlock.backward(dx, blockCache, parameters, EncoderBlock.Gradients(gradients, layer: layer))
             gradients.markReady(encoderBlockNames, layer: layer)
+            store.releaseMappedPages()
         }
 
         // 1'. position embedding, patch embedding (images get no gradient)
@@ -118,6 +125,7 @@ enum VisionTower {
         let patch = PatchEmbedding.Gradients(kernel: gradients.target(Name.patchKernel), bias: gradients.target(Name.patchBias))
         PatchEmbedding.backward(dx, cache.patch, patch)
         gradients.markReady([Name.posEmbedding, Name.patchKernel, Name.patchBias])
+        store.releaseMappedPages()
     }
 
     private static func encoderNormParameters(_ store: ParameterStore) -> LayerNorm.Parameters {

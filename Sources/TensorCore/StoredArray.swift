@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A parameter array kept in its stored dtype (f32, f16 or bf16).
 ///
 /// The bytes are either owned by this value or borrowed from an `owner` object, such as a
@@ -12,12 +16,20 @@ public struct StoredArray: @unchecked Sendable {
     public let shape: [Int]
     /// Number of elements.
     public let count: Int
+    /// True when the bytes lie in a read-only file mapping, so that `releaseResidentPages()`
+    /// may drop them from memory and the kernel reads them back from the file on the next access.
+    public let isFileMapped: Bool
 
     private let bytes: UnsafeRawBufferPointer
     private let owner: AnyObject
 
     /// Wraps `bytes` (row-major, little-endian) without copying; `owner` keeps them valid.
-    public init(dtype: DType, shape: [Int], unsafeBytes bytes: UnsafeRawBufferPointer, owner: AnyObject) throws(TensorCoreError) {
+    ///
+    /// Pass `fileMapped: true` only for bytes inside a read-only (`PROT_READ`) mapping of a
+    /// regular file: releasing the pages of any other memory would lose its values.
+    public init(
+        dtype: DType, shape: [Int], unsafeBytes bytes: UnsafeRawBufferPointer, owner: AnyObject, fileMapped: Bool = false
+    ) throws(TensorCoreError) {
         let count = Tensor.elementCount(shape)
         if bytes.count != count * dtype.byteSize {
             throw .byteCountMismatch(shape: shape, dtype: dtype, expected: count * dtype.byteSize, found: bytes.count)
@@ -25,6 +37,7 @@ public struct StoredArray: @unchecked Sendable {
         self.dtype = dtype
         self.shape = shape
         self.count = count
+        self.isFileMapped = fileMapped
         self.bytes = bytes
         self.owner = owner
     }
@@ -40,6 +53,7 @@ public struct StoredArray: @unchecked Sendable {
         self.dtype = dtype
         self.shape = shape
         self.count = count
+        self.isFileMapped = false
         self.bytes = UnsafeRawBufferPointer(start: buffer.pointer, count: source.count)
         self.owner = buffer
     }
@@ -51,14 +65,16 @@ public struct StoredArray: @unchecked Sendable {
         self.dtype = dtype
         self.shape = tensor.shape
         self.count = tensor.count
+        self.isFileMapped = false
         self.bytes = UnsafeRawBufferPointer(start: buffer.pointer, count: tensor.count * dtype.byteSize)
         self.owner = buffer
     }
 
-    private init(dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, owner: AnyObject) {
+    private init(dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, owner: AnyObject, fileMapped: Bool) {
         self.dtype = dtype
         self.shape = shape
         self.count = Tensor.elementCount(shape)
+        self.isFileMapped = fileMapped
         self.bytes = bytes
         self.owner = owner
     }
@@ -73,7 +89,8 @@ public struct StoredArray: @unchecked Sendable {
         let inner = Array(shape.dropFirst())
         let byteStride = Tensor.elementCount(inner) * dtype.byteSize
         let start = bytes.baseAddress! + index * byteStride
-        return StoredArray(dtype: dtype, shape: inner, bytes: UnsafeRawBufferPointer(start: start, count: byteStride), owner: owner)
+        return StoredArray(dtype: dtype, shape: inner, bytes: UnsafeRawBufferPointer(start: start, count: byteStride), owner: owner,
+                           fileMapped: isFileMapped)
     }
 
     /// Returns a range of the leading axis, without copying.
@@ -85,7 +102,8 @@ public struct StoredArray: @unchecked Sendable {
         newShape[0] = range.count
         let rowBytes = Tensor.elementCount(Array(shape.dropFirst())) * dtype.byteSize
         let start = bytes.baseAddress! + range.lowerBound * rowBytes
-        return StoredArray(dtype: dtype, shape: newShape, bytes: UnsafeRawBufferPointer(start: start, count: range.count * rowBytes), owner: owner)
+        return StoredArray(dtype: dtype, shape: newShape, bytes: UnsafeRawBufferPointer(start: start, count: range.count * rowBytes), owner: owner,
+                           fileMapped: isFileMapped)
     }
 
     /// The same bytes viewed with another shape of equal element count, without copying.
@@ -93,7 +111,7 @@ public struct StoredArray: @unchecked Sendable {
         if Tensor.elementCount(newShape) != count {
             fatalError("StoredArray.reshaped: cannot view shape \(shape) as \(newShape)")
         }
-        return StoredArray(dtype: dtype, shape: newShape, bytes: bytes, owner: owner)
+        return StoredArray(dtype: dtype, shape: newShape, bytes: bytes, owner: owner, fileMapped: isFileMapped)
     }
 
     /// Address of the first byte, for kernels in this module; valid while `self` is alive.
@@ -159,7 +177,32 @@ public struct StoredArray: @unchecked Sendable {
                 }
             }
         }
-        return StoredArray(dtype: .bf16, shape: shape, bytes: UnsafeRawBufferPointer(start: buffer.pointer, count: count * 2), owner: buffer)
+        return StoredArray(dtype: .bf16, shape: shape, bytes: UnsafeRawBufferPointer(start: buffer.pointer, count: count * 2), owner: buffer,
+                           fileMapped: false)
+    }
+
+    // MARK: - Resident pages
+
+    /// Drops the pages that hold this array from the process's resident set, with
+    /// `madvise(MADV_DONTNEED)`, when the bytes are a read-only file mapping
+    /// (`isFileMapped`). Returns whether pages were released.
+    ///
+    /// The values do not change: the next read faults each page in again from the kernel's
+    /// page cache, or from the file when the cache no longer contains it. The range is widened to
+    /// whole pages, so a page shared with a neighbouring array of the same mapping is dropped
+    /// as well and comes back the same way. Memory that the array owns, or borrows from anything
+    /// other than a file mapping, is left alone and the call returns false, because there
+    /// MADV_DONTNEED would replace the values with zeros.
+    @discardableResult
+    public func releaseResidentPages() -> Bool {
+        guard isFileMapped, let base = bytes.baseAddress, bytes.count > 0 else { return false }
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: base) & ~(pageSize - 1)
+        let end = (Int(bitPattern: base) + bytes.count + pageSize - 1) & ~(pageSize - 1)
+        // A mapping covers whole pages, so [start, end) stays inside the mapping of `base`.
+        return withExtendedLifetime(owner) {
+            madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) == 0
+        }
     }
 
     /// Calls `body` with the stored bytes; the pointer is valid only inside `body`.

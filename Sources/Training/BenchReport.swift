@@ -18,9 +18,12 @@ public struct BenchReport {
         public var rematerialize: Bool
         public var ranks: Int
         public var threads: Int
+        /// Whether frozen weights mapped from a checkpoint give their pages back after each
+        /// layer (`ParameterStore.releasesMappedPages`).
+        public var releasesMappedPages: Bool
 
         public init(config: String, batchSize: Int, textLength: Int, compute: ComputePrecision, weightDType: DType,
-                    rematerialize: Bool, ranks: Int, threads: Int) {
+                    rematerialize: Bool, ranks: Int, threads: Int, releasesMappedPages: Bool = true) {
             self.config = config
             self.batchSize = batchSize
             self.textLength = textLength
@@ -29,6 +32,7 @@ public struct BenchReport {
             self.rematerialize = rematerialize
             self.ranks = ranks
             self.threads = threads
+            self.releasesMappedPages = releasesMappedPages
         }
     }
 
@@ -43,6 +47,9 @@ public struct BenchReport {
     /// Per rank: peak RSS, anonymous and file-backed resident MiB.
     public var rankMemory: [(peak: Double, anonymous: Double, file: Double)] = []
     public var load: (before: MachineLoad, after: MachineLoad)?
+    /// Memory of rank 0's machine before the run, at the sampled peak, and at the end (before
+    /// any rank exits).
+    public var machineMemory: (before: MachineMemory, peak: MachineMemory, after: MachineMemory)?
 
     public init(setup: Setup, model: PaliGemmaConfig) {
         self.setup = setup
@@ -78,6 +85,7 @@ public struct BenchReport {
         lines.append("bench: \(s.config), \(kind), batch \(s.batchSize) per rank, \(s.textLength) text tokens + "
             + "\(model.vision.numTokens) image tokens, compute \(s.compute.rawValue) (bf16 products: \(BF16Backend.current.rawValue)), "
             + "weights \(s.weightDType), remat \(s.rematerialize ? "on" : "off"), "
+            + "mapped weight pages \(s.releasesMappedPages ? "released after each layer" : "kept"), "
             + "\(s.ranks) rank\(s.ranks == 1 ? "" : "s") x \(s.threads) thread\(s.threads == 1 ? "" : "s")")
         if let load {
             lines.append(String(format: "machine: load average %@ before, %@ after; other processes used %.0f%% of all CPU time during the run",
@@ -116,6 +124,12 @@ public struct BenchReport {
                                 precision.gradientCosine))
         }
         lines.append(contentsOf: visionCacheLines())
+        if let machine = machineMemory {
+            lines.append(String(format: "machine memory (MemTotal - MemAvailable): %.0f MiB in use before the run, %.0f MiB at the "
+                                + "sampled peak (page cache %.0f MiB then), %.0f MiB at the end (page cache %.0f MiB), of %.0f MiB",
+                                machine.before.usedMiB, machine.peak.usedMiB, machine.peak.pageCacheMiB, machine.after.usedMiB,
+                                machine.after.pageCacheMiB, machine.after.totalMiB))
+        }
         let ranks = rankMemory.map { String(format: "%.0f", $0.peak) }.joined(separator: " + ")
         lines.append(String(format: "memory: peak RSS %.0f MiB on rank 0 (now %.0f MiB anonymous, %.0f MiB file-backed)%@",
                             memory.peakResidentMiB, memory.anonymousMiB, memory.fileMiB,
@@ -131,10 +145,19 @@ public struct BenchReport {
             "text_len": setup.textLength, "image_tokens": model.vision.numTokens, "compute": setup.compute.rawValue,
             "bf16_backend": BF16Backend.current.rawValue, "weight_dtype": setup.weightDType.rawValue,
             "remat": setup.rematerialize, "ranks": setup.ranks, "threads": setup.threads,
+            "release_mapped_pages": setup.releasesMappedPages,
             "peak_rss_mb": memory.peakResidentMiB, "rss_anon_mb": memory.anonymousMiB, "rss_file_mb": memory.fileMiB,
             "rank_peak_rss_mb": rankMemory.map(\.peak), "rank_rss_anon_mb": rankMemory.map(\.anonymous),
             "rank_rss_file_mb": rankMemory.map(\.file), "peak_rss_mb_sum": peakSum,
         ]
+        if let machine = machineMemory {
+            object["machine_mem_total_mb"] = machine.after.totalMiB
+            object["machine_mem_used_mb_before"] = machine.before.usedMiB
+            object["machine_mem_used_mb_peak"] = machine.peak.usedMiB
+            object["machine_page_cache_mb_peak"] = machine.peak.pageCacheMiB
+            object["machine_mem_used_mb_after"] = machine.after.usedMiB
+            object["machine_page_cache_mb_after"] = machine.after.pageCacheMiB
+        }
         if let load {
             object["load_average_before"] = load.before.loadAverage
             object["load_average_after"] = load.after.loadAverage

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Memory of this process from /proc/self/status, in MiB (zero where Linux does not report it).
 public struct ProcessMemory: Sendable {
@@ -31,6 +32,68 @@ public struct ProcessMemory: Sendable {
             }
         }
         return memory
+    }
+}
+
+/// Memory of the whole machine from /proc/meminfo, in MiB (zero where Linux does not report it).
+public struct MachineMemory: Sendable {
+    /// MemTotal.
+    public var totalMiB = 0.0
+    /// Memory in use by processes and the kernel, estimated as MemTotal − MemAvailable. The
+    /// kernel counts most of the page cache as available, so it is mostly not included.
+    public var usedMiB = 0.0
+    /// The page cache (Cached): file pages in memory, a memory-mapped checkpoint among them,
+    /// held once however many processes map the file.
+    public var pageCacheMiB = 0.0
+
+    /// Reads the current values.
+    public static func current() -> MachineMemory {
+        var memory = MachineMemory()
+        guard let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return memory }
+        var available = 0.0
+        for line in meminfo.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " })
+            guard parts.count >= 2, let kib = Double(parts[1]) else { continue }
+            switch parts[0] {
+            case "MemTotal": memory.totalMiB = kib / 1024
+            case "MemAvailable": available = kib / 1024
+            case "Cached": memory.pageCacheMiB = kib / 1024
+            default: break
+            }
+        }
+        memory.usedMiB = max(0, memory.totalMiB - available)
+        return memory
+    }
+}
+
+/// Samples `MachineMemory` on a background thread and keeps the sample with the most memory in
+/// use, for a report of the machine's peak during a benchmark.
+public final class MachineMemorySampler: Sendable {
+    private let state = Mutex<(peak: MachineMemory, running: Bool)>((MachineMemory(), true))
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Starts sampling every `interval` seconds.
+    public init(interval: Double = 0.1) {
+        state.withLock { $0.peak = MachineMemory.current() }
+        let thread = Thread { [self] in
+            while state.withLock({ $0.running }) {
+                let sample = MachineMemory.current()
+                state.withLock { if sample.usedMiB > $0.peak.usedMiB { $0.peak = sample } }
+                Thread.sleep(forTimeInterval: interval)
+            }
+            done.signal()
+        }
+        thread.start()
+    }
+
+    /// Stops sampling and returns the sample with the most memory in use.
+    public func stop() -> MachineMemory {
+        let wasRunning = state.withLock { state in
+            defer { state.running = false }
+            return state.running
+        }
+        if wasRunning { done.wait() }
+        return state.withLock { $0.peak }
     }
 }
 

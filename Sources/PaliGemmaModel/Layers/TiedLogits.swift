@@ -13,22 +13,28 @@ public enum TiedLogits {
         public let chunkSize: Int
         /// Returns rows of the table as an f32 or bf16 operand, [range.count, D].
         let rows: (Range<Int>) -> Weight
+        /// Called after each chunk's products, when the chunk's rows are no longer read.
+        let afterChunk: (() -> Void)?
 
         /// A table held in one f32 tensor [V, D], read in one chunk.
         public init(table: Tensor) {
             vocabSize = table.shape[0]
             chunkSize = max(1, table.shape[0])
             rows = { Weight(table.rows($0)) }
+            afterChunk = nil
         }
 
         init(vocabSize: Int, chunkSize: Int, rows: @escaping (Range<Int>) -> Tensor) {
             self.init(vocabSize: vocabSize, chunkSize: chunkSize, weightRows: { Weight(rows($0)) })
         }
 
-        init(vocabSize: Int, chunkSize: Int, weightRows: @escaping (Range<Int>) -> Weight) {
+        init(
+            vocabSize: Int, chunkSize: Int, weightRows: @escaping (Range<Int>) -> Weight, afterChunk: (() -> Void)? = nil
+        ) {
             self.vocabSize = vocabSize
             self.chunkSize = max(1, chunkSize)
             self.rows = weightRows
+            self.afterChunk = afterChunk
         }
 
         func forEachChunk(_ body: (Range<Int>, Weight) -> Void) {
@@ -36,6 +42,7 @@ public enum TiedLogits {
             while start < vocabSize {
                 let range = start..<min(vocabSize, start + chunkSize)
                 body(range, rows(range))
+                afterChunk?()
                 start = range.upperBound
             }
         }

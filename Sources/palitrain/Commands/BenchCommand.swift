@@ -31,6 +31,8 @@ struct BenchCommand: Command {
         .flag("no-precision-check", help: "with --compute bf16, skip the comparison against an f32 step"),
         .flag("vision-cache", help: "also time steps whose vision features come from the feature cache (f16), reported "
             + "apart from the headline step, and compare cached features with f32 ones"),
+        .value("release-mapped-pages", "auto|on|off", default: "auto",
+               help: "release the pages of a memory-mapped checkpoint after each layer (auto: when several ranks share this machine)"),
         .value("seed", "N", default: "0", help: "seed of the random weights and inputs"),
         .flag("json", help: "print one JSON object instead of the text report"),
     ]
@@ -47,6 +49,12 @@ struct BenchCommand: Command {
         }
         communicator.finalize()
     }
+}
+
+/// Returns the dtype the frozen weights are kept in: the checkpoint's, or `--dtype` for generated
+/// weights. Returns f32 when every parameter trains.
+private func storedDType(_ parameters: ParameterStore) -> DType {
+    parameters.names.first { !parameters.isTrainable($0) }.map { parameters.dtype(of: $0) } ?? .f32
 }
 
 /// The options of one benchmark, checked.
@@ -66,6 +74,7 @@ struct BenchSettings {
     let compression: GradientCompression
     let precisionCheck: Bool
     let visionCache: Bool
+    let releaseMappedPages: String
     let seed: UInt64
     let json: Bool
 
@@ -87,6 +96,7 @@ struct BenchSettings {
             rawValue: try arguments.choice("grad-compression", GradientCompression.allCases.map(\.rawValue)) ?? "zstd-fp16")!
         precisionCheck = !arguments.flag("no-precision-check")
         visionCache = arguments.flag("vision-cache")
+        releaseMappedPages = try arguments.choice("release-mapped-pages", ["auto", "on", "off"]) ?? "auto"
         guard let seed = UInt64(arguments.string("seed") ?? "0") else {
             throw UsageError("option '--seed' expects a non-negative integer, found '\(arguments.string("seed") ?? "")'")
         }
@@ -111,8 +121,14 @@ struct BenchRun {
         Threading.setThreadCount(threads)
 
         let loadBefore = MachineLoad.sample()
+        let memoryBefore = MachineMemory.current()
+        let memorySampler = communicator.rank == 0 ? MachineMemorySampler() : nil
         let parameters = try BenchInputs.parameters(
             config: settings.config, dtype: settings.dtype, trainable: settings.trainable, seed: settings.seed)
+        // auto: only when ranks share the page cache. One process pays for the faults (16 to
+        // 28 % of a pt-224 step, Docs/benchmarks.md) and gains only in RSS accounting.
+        parameters.releasesMappedPages = settings.releaseMappedPages == "on"
+            || (settings.releaseMappedPages == "auto" && communicator.localSize > 1)
         let model = PaliGemma(parameters: parameters)
         let config = parameters.config
         // auto: the trainer's rule, rematerialise when one micro-batch's stored activations
@@ -129,8 +145,8 @@ struct BenchRun {
         var report = BenchReport(
             setup: BenchReport.Setup(
                 config: settings.config, batchSize: settings.batchSize, textLength: settings.textLength,
-                compute: settings.compute, weightDType: settings.dtype, rematerialize: model.rematerialize,
-                ranks: communicator.size, threads: threads),
+                compute: settings.compute, weightDType: storedDType(parameters), rematerialize: model.rematerialize,
+                ranks: communicator.size, threads: threads, releasesMappedPages: parameters.releasesMappedPages),
             model: config)
         if settings.decode {
             let prompt = try BenchInputs.decodePrompt(config, batchSize: settings.batchSize, textLength: settings.textLength, seed: seed)
@@ -161,6 +177,10 @@ struct BenchRun {
         let gathered = try communicator.allReduce(slots, operation: .sum)
         report.rankMemory = (0..<communicator.size).map { (gathered[3 * $0], gathered[3 * $0 + 1], gathered[3 * $0 + 2]) }
         report.memory = memory
+        if let memorySampler {
+            // Every rank has reached the all-reduce above, so no rank has exited yet.
+            report.machineMemory = (memoryBefore, memorySampler.stop(), MachineMemory.current())
+        }
         if communicator.rank == 0 {
             print(settings.json ? report.json() : report.text())
             fflush(nil)
