@@ -6,10 +6,10 @@ import TensorCore
 ///
 /// With random rows, each of the 1024 location tokens is a separate class, learned only from the
 /// few examples whose boxes fall in its bin. A prediction one bin off is then as wrong as one 500
-/// bins off. Rows made of sines and cosines of the bin index make neighbouring bins
-/// similar, both as inputs and, because the table is tied to the logits, as outputs: what the
-/// model learns for bin 400 carries over to bins 395 to 405. The released checkpoints already
-/// have trained rows and do not need this.
+/// bins off. Rows made of sines and cosines of the bin index make neighbouring bins similar as
+/// inputs, and also as outputs because the table is tied to the logits. What the model learns
+/// for bin 400 then carries over to bins 395 to 405. The released checkpoints already have
+/// trained rows and do not need this.
 public enum LocationEmbeddingInit {
     /// The number of `<loc>` tokens.
     public static let binCount = 1024
@@ -65,8 +65,8 @@ public enum LocationEmbeddingInit {
 /// that big_vision's ViT offers beside learned values.
 ///
 /// A model trained from scratch must learn where each image token sits before it can write a
-/// box. These values give every token its row and column from the first step, so the decoder can
-/// read positions off the image tokens at once; they remain trainable like learned ones.
+/// box. These values give every token its row and column from the first step, so the decoder
+/// can read positions off the image tokens at once. They remain trainable like learned values.
 public enum VisionPositionInit {
     /// Returns the embedding of every patch, `[1, side * side, width]` flattened, patches in
     /// row-major order. Each row is `[sin(y ω), cos(y ω), sin(x ω), cos(x ω)]` for the patch's row y and

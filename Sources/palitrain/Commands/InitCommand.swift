@@ -98,7 +98,7 @@ struct InitCommand: Command {
         print("init: wrote \(specs.count) arrays, \(parameterCount) parameters (\(dtype)) of variant \(variant) to \(outputPath)")
     }
 
-    /// The id of `<loc0000>` when `--loc-embedding sinusoidal` is set, else nil. It comes from
+    /// Returns the id of `<loc0000>` when `--loc-embedding sinusoidal` is set, else nil. It comes from
     /// `--tokenizer`, or is PaliGemma's 256000 for the full 257152-token vocabulary.
     private static func sinusoidalLocBase(_ arguments: ParsedArguments, vocabSize: Int) throws -> Int? {
         guard try arguments.choice("loc-embedding", ["random", "sinusoidal"]) == "sinusoidal" else { return nil }

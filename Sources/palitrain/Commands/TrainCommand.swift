@@ -79,8 +79,8 @@ struct TrainCommand: Command {
         // share the budget for bf16 copies of weights the checkpoint does not store as bf16.
         parameters.compute = ComputePrecision(rawValue: settings.compute) ?? .f32
         parameters.bf16CacheLimitBytes /= max(1, communicator.localSize)
-        // Ranks that share a machine drop the checkpoint's pages after each layer, so that
-        // per-process memory accounting (Slurm, cgroups by RSS) sees one copy, not one per rank.
+        // Ranks that share a machine drop the checkpoint's pages after each layer, so that memory
+        // accounting that adds up per-process RSS (as Slurm can) does not count the weights per rank.
         parameters.releasesMappedPages = communicator.localSize > 1
         let model = PaliGemma(parameters: parameters)
         let config = parameters.config
